@@ -1,0 +1,230 @@
+"""The ``tracker`` command: serve, migrate, keys, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+
+from tracker import keys
+from tracker.codes import CodeBook
+from tracker.config import Settings, SettingsError
+from tracker.models import CampaignSpec, LinkRequest, Variant
+from tracker.store import open_store
+from tracker.store.base import Store, StoreError
+from tracker.store.migrations import SchemaTooNewError
+from tracker.variants import assign_variant
+
+_SETTING_FLAGS = {
+    "database_url": ("--database-url", "--db"),
+    "base_url": ("--base-url",),
+    "host": ("--host",),
+    "port": ("--port",),
+    "workers": ("--workers",),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    overrides = {name: getattr(args, name, None) for name in _SETTING_FLAGS}
+    try:
+        settings = Settings.from_env(**overrides)
+        result: int = args.run(args, settings)
+        return result
+    except (SettingsError, StoreError, ValueError) as error:
+        print(f"tracker: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tracker", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate the database and serve HTTP")
+    _setting_flags(serve, "database_url", "base_url", "host", "port", "workers")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply pending database migrations")
+    _setting_flags(migrate, "database_url")
+    migrate.set_defaults(run=_migrate)
+
+    key_commands = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create = key_commands.add_parser("create", help="create an API key (printed once)")
+    _setting_flags(create, "database_url")
+    create.add_argument("--workspace", required=True, help="workspace name (made if new)")
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=keys.SCOPES,
+        help="a scope to grant; repeat for several",
+    )
+    create.add_argument("--label", default="", help="a note on what the key is for")
+    create.set_defaults(run=_create_key)
+
+    demo = commands.add_parser("demo", help="create a demo workspace, campaign and links")
+    _setting_flags(demo, "database_url", "base_url")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _setting_flags(parser: argparse.ArgumentParser, *names: str) -> None:
+    for name in names:
+        env = "TRACKER_" + name.upper()
+        kind = int if name in ("port", "workers") else str
+        parser.add_argument(*_SETTING_FLAGS[name], dest=name, type=kind, help=f"default: ${env}")
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        applied = asyncio.run(_open_and_close(settings))
+    except SchemaTooNewError as error:
+        print(f"tracker: {error}", file=sys.stderr)
+        return 3
+    print(f"database {settings.database_url}: {applied}")
+    return 0
+
+
+async def _open_and_close(settings: Settings) -> str:
+    store = open_store(settings.database_url)
+    await store.open()
+    await store.close()
+    return "schema up to date"
+
+
+def _create_key(args: argparse.Namespace, settings: Settings) -> int:
+    key = asyncio.run(_new_key(settings, args.workspace, keys.check_scopes(args.scope), args.label))
+    print(key)
+    return 0
+
+
+async def _new_key(settings: Settings, workspace: str, scopes: frozenset[str], label: str) -> str:
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        return await _add_key(store, workspace, scopes, label)
+    finally:
+        await store.close()
+
+
+async def _add_key(store: Store, workspace_name: str, scopes: frozenset[str], label: str) -> str:
+    workspace = await store.ensure_workspace(workspace_name)
+    new = keys.generate()
+    await store.add_api_key(workspace.id, new.key_id, new.key_hash, scopes, label)
+    return new.key
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    try:
+        first_key = asyncio.run(_prepare(settings))
+    except SchemaTooNewError as error:
+        print(f"tracker: {error}", file=sys.stderr)
+        return 3
+    if first_key:
+        _welcome(settings, first_key)
+    # Workers are separate processes that build the app from the environment.
+    os.environ.update(
+        {"TRACKER_" + name.upper(): str(getattr(settings, name)) for name in _SETTING_FLAGS}
+    )
+    uvicorn.run(
+        "tracker.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=args.access_log,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+async def _prepare(settings: Settings) -> str | None:
+    """Migrate, and on a database without keys make the first admin key."""
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        if await store.count_api_keys() == 0:
+            return await _add_key(store, "default", frozenset({"admin"}), "first start")
+        return None
+    finally:
+        await store.close()
+
+
+def _welcome(settings: Settings, key: str) -> None:
+    base = settings.base_url.rstrip("/")
+    print(
+        f"""
+tracker: new database {settings.database_url}; an admin key was made for workspace "default".
+It is shown only this once:
+
+    {key}
+
+Try it:
+
+    curl -s -X POST {base}/api/v1/campaigns -H 'Authorization: Bearer {key}' \\
+      -H 'Content-Type: application/json' \\
+      -d '{{"name": "Spring sale", "destination": "https://shop.example/sale"}}'
+""",
+        flush=True,
+    )
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    key, campaign_id, lines = asyncio.run(_fill_demo(settings))
+    print(f"demo workspace key (stats:read links:write): {key}")
+    print(f"campaign {campaign_id} with variants A and B; a few of its links:")
+    for line in lines:
+        print("  " + line)
+    return 0
+
+
+async def _fill_demo(settings: Settings) -> tuple[str, int, list[str]]:
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        key = await _add_key(store, "demo", frozenset({"links:write", "stats:read"}), "demo")
+        workspace = await store.ensure_workspace("demo")
+        campaign = await store.add_campaign(
+            workspace.id,
+            CampaignSpec(
+                name="Demo spring sale",
+                slug="demo-spring-sale",
+                destination="https://shop.example/spring",
+                utm={"utm_source": "sms", "utm_medium": "sms", "utm_campaign": "demo-spring-sale"},
+                cost_per_message=Decimal("0.05"),
+                currency="EUR",
+                variants=(
+                    Variant("A", 1, None, "A"),
+                    Variant("B", 1, "https://shop.example/spring?layout=b", "B"),
+                ),
+            ),
+        )
+        refs = [f"demo-{n:04d}" for n in range(1, 201)]
+        requests = [
+            LinkRequest(ref, assign_variant(campaign.variants, campaign.id, ref)) for ref in refs
+        ]
+        codes = CodeBook(store.code_secret)
+        issued = await store.issue_links(workspace.id, campaign.id, requests, codes.encode)
+        lines = [
+            f"{link.ref} ({link.variant}): {settings.short_url_prefix}{link.code}"
+            for link in issued[:5]
+        ]
+        return key, campaign.id, lines
+    finally:
+        await store.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,20 @@
+"""The store: every read and write of durable data, behind one narrow interface.
+
+``open_store`` picks the backend from the database URL's scheme.
+"""
+
+from __future__ import annotations
+
+from tracker.store.base import Store, StoreError
+
+
+def open_store(database_url: str) -> Store:
+    """An unopened store for ``database_url`` (``sqlite:///path`` or a plain file path)."""
+    scheme, sep, rest = database_url.partition("://")
+    if not sep:
+        scheme, rest = "sqlite", "/" + database_url
+    if scheme == "sqlite":
+        from tracker.store.sqlite import SqliteStore
+
+        return SqliteStore(rest[1:] if rest.startswith("/") else rest)
+    raise StoreError(f"unsupported database URL scheme {scheme!r}; supported: sqlite")

@@ -1,0 +1,88 @@
+"""The store's interface: what the rest of tracker may ask of durable data.
+
+Backends (``SqliteStore``, later ``PostgresStore``) implement ``Store``; the hot path needs
+only the ``LinkReader`` role. Nothing outside ``tracker.store`` writes SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from tracker.models import (
+    Campaign,
+    CampaignSpec,
+    IssuedLink,
+    Link,
+    LinkRequest,
+    Principal,
+    Workspace,
+)
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (unreachable, misconfigured, schema mismatch)."""
+
+
+class Conflict(StoreError):
+    """A write would break a uniqueness rule."""
+
+
+class LinkReader(Protocol):
+    async def find_link(self, code: str) -> Link | None: ...
+
+
+class Store(LinkReader, Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raises ``StoreError`` unless the store answers a trivial read."""
+
+    @property
+    def code_secret(self) -> bytes:
+        """The server secret behind short codes; available once the store is open."""
+        ...
+
+    # Workspaces and API keys
+    async def ensure_workspace(self, name: str) -> Workspace: ...
+
+    async def set_allowed_schemes(self, workspace_id: int, schemes: Sequence[str]) -> Workspace: ...
+
+    async def add_api_key(
+        self, workspace_id: int, key_id: str, key_hash: str, scopes: frozenset[str], label: str
+    ) -> None: ...
+
+    async def find_api_key(self, key_id: str) -> tuple[str, Principal] | None:
+        """The stored hash and the principal of an unrevoked key."""
+
+    async def count_api_keys(self) -> int: ...
+
+    # Campaigns
+    async def add_campaign(self, workspace_id: int, spec: CampaignSpec) -> Campaign: ...
+
+    async def get_campaign(self, workspace_id: int, campaign_id: int) -> Campaign | None: ...
+
+    async def list_campaigns(
+        self, workspace_id: int, limit: int, before_id: int | None
+    ) -> list[Campaign]: ...
+
+    async def update_campaign(
+        self, workspace_id: int, campaign_id: int, changes: dict[str, Any]
+    ) -> Campaign | None: ...
+
+    # Links
+    async def issue_links(
+        self,
+        workspace_id: int,
+        campaign_id: int | None,
+        requests: Sequence[LinkRequest],
+        encode: Callable[[int], str],
+    ) -> list[IssuedLink]:
+        """One link per request, in request order.
+
+        A request whose (campaign, ref) already has a link gets that link unchanged; a ref
+        repeated within ``requests`` gets the same link each time; a request without a ref
+        always gets a new link. All new links are written in one transaction.
+        """

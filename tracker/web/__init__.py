@@ -1,0 +1,1 @@
+"""The HTTP side: the redirect hot path, the JSON API, operations endpoints."""

@@ -1,0 +1,1 @@
+"""The JSON API, mounted at ``/api``: auth, body parsing and error documents live here only."""

@@ -1,0 +1,99 @@
+"""Reading request bodies: content types, size limits, JSON and NDJSON parsing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from tracker.web.errors import ApiError
+
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+_NDJSON_ALIASES = frozenset(
+    {NDJSON, "application/jsonl", "application/ndjson", "application/jsonlines"}
+)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def is_ndjson(request: Request) -> bool:
+    return media_type(request) in _NDJSON_ALIASES
+
+
+def require_media_type(request: Request, *, ndjson: bool) -> None:
+    kind = media_type(request)
+    if kind == JSON or (ndjson and kind in _NDJSON_ALIASES):
+        return
+    accepted = f"{JSON} or {NDJSON}" if ndjson else JSON
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"Content-Type must be {accepted}, not {kind or 'missing'}",
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    require_media_type(request, ndjson=False)
+    raw = await read_body(request, limit)
+    return parse_json(raw)
+
+
+def parse_json(raw: bytes, field: str | None = None) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(
+            400, "malformed_json", f"the body is not valid JSON: {error}", field
+        ) from None
+
+
+async def ndjson_lines(request: Request, line_limit: int) -> AsyncIterator[tuple[int, bytes]]:
+    """(line number, line) for every non-blank line of the body, numbered from 1.
+
+    A line over ``line_limit`` bytes raises a 413 ``ApiError`` naming its line.
+    """
+    number, pending = 0, b""
+    async for chunk in request.stream():
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            number += 1
+            if len(line) > line_limit:
+                raise _line_too_long(number, line_limit)
+            if line.strip():
+                yield number, line
+        if len(pending) > line_limit:
+            raise _line_too_long(number + 1, line_limit)
+    if pending.strip():
+        yield number + 1, pending
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413, "body_too_large", f"the body is larger than {limit} bytes; send NDJSON in parts"
+    )
+
+
+def _line_too_long(number: int, limit: int) -> ApiError:
+    error = ApiError(413, "line_too_long", f"line {number} is longer than {limit} bytes")
+    error.line = number
+    return error
