@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import secrets
 
-from hashids import Hashids
+from hashids import Hashids  # type: ignore[import-untyped]
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 TAG_LENGTH = 3

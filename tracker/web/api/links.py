@@ -161,31 +161,44 @@ def _render(services: Services, link: IssuedLink) -> dict[str, Any]:
 async def _issue_stream(
     request: Request, services: Services, recipients: Recipients
 ) -> AsyncIterator[bytes]:
-    """Read, issue and answer NDJSON recipients ``NDJSON_CHUNK`` lines at a time."""
+    """Issue and answer NDJSON recipients ``NDJSON_CHUNK`` lines at a time."""
     pending: list[LinkRequest] = []
     failure: ApiError | None = None
     try:
-        async for number, line in ndjson_lines(request, services.settings.max_line_bytes):
-            try:
-                pending.append(recipients.parse(parse_json(line), ""))
-            except ApiError as error:
-                error.message = f"line {number}: {error.message}"
-                error.line = number
-                failure = error
+        async for item in _read_recipients(request, services, recipients):
+            if isinstance(item, ApiError):
+                failure = item
                 break
+            pending.append(item)
             if len(pending) >= NDJSON_CHUNK:
                 yield await _issue_chunk(services, recipients.campaign, pending)
                 pending = []
         if pending:
             yield await _issue_chunk(services, recipients.campaign, pending)
-    except ApiError as error:  # a line over the size limit
-        failure = error
-    except ClientDisconnect:
-        return  # nobody is left to answer; what was answered is written
     except StoreError as error:
         failure = ApiError(503, "store_unavailable", f"links could not be written: {error}")
+    except ClientDisconnect:
+        return  # nobody is left to answer; what was answered is written
     if failure is not None:
         yield orjson.dumps(failure.document(), option=orjson.OPT_APPEND_NEWLINE)
+
+
+async def _read_recipients(
+    request: Request, services: Services, recipients: Recipients
+) -> AsyncIterator[LinkRequest | ApiError]:
+    """Each line's ``LinkRequest``; the first bad line ends it with its ``ApiError``."""
+    try:
+        async for number, line in ndjson_lines(request, services.settings.max_line_bytes):
+            try:
+                link_request = recipients.parse(parse_json(line), "")
+            except ApiError as error:
+                error.message = f"line {number}: {error.message}"
+                error.line = number
+                yield error
+                return
+            yield link_request
+    except ApiError as error:  # a line over the size limit
+        yield error
 
 
 async def _issue_chunk(

@@ -1,0 +1,85 @@
+"""The store's own behaviour, below the HTTP layer."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from tracker.codes import CodeBook
+from tracker.models import CampaignSpec, LinkRequest, Variant
+from tracker.store.base import StoreError
+from tracker.store.sqlite import SqliteStore
+
+SPEC = CampaignSpec(name="c", slug="c", destination="https://x.example/", variants=(Variant("A"),))
+
+
+async def test_concurrent_issues_never_share_ids_or_codes(store: SqliteStore) -> None:
+    workspace = await store.ensure_workspace("w")
+    campaign = await store.add_campaign(workspace.id, SPEC)
+    codes = CodeBook(store.code_secret)
+
+    async def batch(n: int) -> list[str]:
+        requests = [LinkRequest(f"{n}-{i}") for i in range(200)]
+        issued = await store.issue_links(workspace.id, campaign.id, requests, codes.encode)
+        return [link.code for link in issued]
+
+    results = await asyncio.gather(*(batch(n) for n in range(10)))
+    every = [code for codes_ in results for code in codes_]
+    assert len(set(every)) == 2000
+    for code in every[:50]:
+        link = await store.find_link(code)
+        assert link is not None
+        assert codes.decode(code) == link.id
+
+
+async def test_failed_batch_rolls_back(store: SqliteStore) -> None:
+    workspace = await store.ensure_workspace("w")
+    campaign = await store.add_campaign(workspace.id, SPEC)
+
+    def encode(link_id: int) -> str:
+        if link_id == 5:
+            raise RuntimeError("boom")
+        return f"code{link_id}"
+
+    with pytest.raises(RuntimeError):
+        await store.issue_links(
+            workspace.id, campaign.id, [LinkRequest(f"r{i}") for i in range(10)], encode
+        )
+    row = await store._read_one("SELECT count(*) FROM links")
+    assert row[0] == 0
+    # and the writer is usable again
+    issued = await store.issue_links(
+        workspace.id, campaign.id, [LinkRequest("ok")], lambda i: f"c{i}"
+    )
+    assert issued[0].code == "c1"
+
+
+async def test_campaign_round_trip_and_update(store: SqliteStore) -> None:
+    workspace = await store.ensure_workspace("w")
+    campaign = await store.add_campaign(workspace.id, SPEC)
+    assert campaign.variants == (Variant("A"),)
+    moment = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
+    updated = await store.update_campaign(
+        workspace.id, campaign.id, {"expires_at": moment, "disabled": True}
+    )
+    assert updated is not None
+    assert (updated.expires_at, updated.disabled) == (moment, True)
+    assert await store.update_campaign(workspace.id + 1, campaign.id, {"disabled": False}) is None
+    with pytest.raises(StoreError):
+        await store.update_campaign(workspace.id, campaign.id, {"destination": "x"})
+
+
+async def test_ensure_workspace_is_idempotent(store: SqliteStore) -> None:
+    first = await store.ensure_workspace("w")
+    assert await store.ensure_workspace("w") == first
+    assert (await store.ensure_workspace("v")).id != first.id
+
+
+async def test_closed_store_says_so(store: SqliteStore) -> None:
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.ping()
+    await store.open()
+    await store.ping()

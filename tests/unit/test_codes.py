@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+
+from tracker.codes import ALPHABET, TAG_LENGTH, CodeBook, new_click_id, new_secret
+
+SECRET = b"0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def book() -> CodeBook:
+    return CodeBook(SECRET)
+
+
+@pytest.mark.parametrize("link_id", [1, 2, 61, 62, 1000, 10**6, 10**9, 2**53])
+def test_round_trip(book: CodeBook, link_id: int) -> None:
+    code = book.encode(link_id)
+    assert book.verify(code)
+    assert book.decode(code) == link_id
+
+
+@pytest.mark.parametrize(("links", "length"), [(10**6, 8), (10**9, 10)])
+def test_code_length_at_scale(book: CodeBook, links: int, length: int) -> None:
+    """The README states these lengths; the body grows by one character about every 40x."""
+    assert max(len(book.encode(n)) for n in range(links - 1000, links + 1)) == length
+
+
+def test_codes_are_alphanumeric_and_unique(book: CodeBook) -> None:
+    codes = [book.encode(n) for n in range(1, 20_001)]
+    assert len(set(codes)) == len(codes)
+    assert all(re.fullmatch(f"[{ALPHABET}]+", code) for code in codes)
+
+
+def test_every_single_character_change_is_rejected(book: CodeBook) -> None:
+    code = book.encode(123_456)
+    for position in range(len(code)):
+        for char in ALPHABET:
+            if char != code[position]:
+                tampered = code[:position] + char + code[position + 1 :]
+                assert not book.verify(tampered), tampered
+
+
+@pytest.mark.parametrize(
+    "code", ["", "a", "ab", "abc", "abcd", "ab-cd", "abc$def", "x" * 25, "ééééé", "abc def"]
+)
+def test_malformed_codes_are_rejected(book: CodeBook, code: str) -> None:
+    assert not book.verify(code)
+    assert book.decode(code) is None
+
+
+def test_random_guesses_rarely_pass_the_tag() -> None:
+    """A guessed code passes the tag once in 62**3 tries; 20 000 guesses expect < 0.1 passes."""
+    book = CodeBook(SECRET)
+    guesses = [book.encode(n)[:-TAG_LENGTH] + "aaa" for n in range(1, 20_001)]
+    assert sum(book.verify(g) for g in guesses) <= 2
+
+
+def test_another_secret_gives_other_codes_that_do_not_verify(book: CodeBook) -> None:
+    other = CodeBook(b"another secret, also 32 bytes!!!")
+    codes = [book.encode(n) for n in range(1, 1001)]
+    assert not set(codes) & {other.encode(n) for n in range(1, 1001)}
+    assert sum(other.verify(code) for code in codes) <= 1
+
+
+def test_no_sequential_pattern(book: CodeBook) -> None:
+    """Consecutive ids share no prefix and no suffix pattern an enumerator could follow."""
+    codes = [book.encode(n) for n in range(10_000, 10_200)]
+    shared_prefix = sum(a[:2] == b[:2] for a, b in itertools.pairwise(codes))
+    shared_tag = sum(a[-TAG_LENGTH:] == b[-TAG_LENGTH:] for a, b in itertools.pairwise(codes))
+    assert shared_prefix < 20
+    assert shared_tag == 0
+    # Sorting the codes does not sort the ids.
+    order = sorted(range(len(codes)), key=codes.__getitem__)
+    assert order != list(range(len(codes)))
+
+
+def test_short_secret_refused() -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        CodeBook(b"short")
+
+
+def test_ids_start_at_one(book: CodeBook) -> None:
+    with pytest.raises(ValueError):
+        book.encode(0)
+
+
+def test_secrets_and_click_ids_are_fresh() -> None:
+    assert len(new_secret()) == 32
+    assert new_secret() != new_secret()
+    ids = {new_click_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{16}", i) for i in ids)
