@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 import re
 
+import hashids
 import pytest
 
 from tracker.codes import ALPHABET, TAG_LENGTH, CodeBook, new_click_id, new_secret
@@ -26,6 +27,14 @@ def test_round_trip(book: CodeBook, link_id: int) -> None:
 def test_code_length_at_scale(book: CodeBook, links: int, length: int) -> None:
     """The README states these lengths; the body grows by one character about every 40x."""
     assert max(len(book.encode(n)) for n in range(links - 1000, links + 1)) == length
+
+
+def test_body_is_exactly_hashids() -> None:
+    """The fast encoder must agree with the hashids library it shortcuts."""
+    book = CodeBook(SECRET)
+    reference = hashids.Hashids(salt=book._hashids._salt, alphabet=ALPHABET)
+    for link_id in [*range(1, 5001), 10**6 + 7, 10**9 + 123, 2**40 + 5, 2**62 + 99]:
+        assert book.encode(link_id)[:-TAG_LENGTH] == reference.encode(link_id), link_id
 
 
 def test_codes_are_alphanumeric_and_unique(book: CodeBook) -> None:
