@@ -8,6 +8,7 @@ says which line failed, and nothing from that line on is written.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,7 +28,7 @@ from tracker.web.responses import StreamResponse, json_response
 from tracker.web.services import Services, services_of
 
 MAX_JSON_RECIPIENTS = 10_000
-NDJSON_CHUNK = 2_000
+NDJSON_CHUNK = 5_000
 MAX_REF = 128
 MAX_PARAMS = 20
 _RECIPIENT_FIELDS = {"ref", "variant", "params", "destination"}
@@ -161,9 +162,16 @@ def _render(services: Services, link: IssuedLink) -> dict[str, Any]:
 async def _issue_stream(
     request: Request, services: Services, recipients: Recipients
 ) -> AsyncIterator[bytes]:
-    """Issue and answer NDJSON recipients ``NDJSON_CHUNK`` lines at a time."""
+    """Issue and answer NDJSON recipients ``NDJSON_CHUNK`` lines at a time.
+
+    One chunk is written while the next is read and parsed (SQLite releases the GIL while it
+    works), and each chunk starts only after the one before it committed, so the answer
+    keeps the request's order and a ref repeated across chunks finds its link.
+    """
     pending: list[LinkRequest] = []
+    writing: asyncio.Task[bytes] | None = None
     failure: ApiError | None = None
+    campaign = recipients.campaign
     try:
         async for item in _read_recipients(request, services, recipients):
             if isinstance(item, ApiError):
@@ -171,14 +179,22 @@ async def _issue_stream(
                 break
             pending.append(item)
             if len(pending) >= NDJSON_CHUNK:
-                yield await _issue_chunk(services, recipients.campaign, pending)
+                if writing is not None:
+                    yield await writing
+                writing = asyncio.ensure_future(_issue_chunk(services, campaign, pending))
                 pending = []
+        if writing is not None:
+            yield await writing
+            writing = None
         if pending:
-            yield await _issue_chunk(services, recipients.campaign, pending)
+            yield await _issue_chunk(services, campaign, pending)
     except StoreError as error:
         failure = ApiError(503, "store_unavailable", f"links could not be written: {error}")
     except ClientDisconnect:
-        return  # nobody is left to answer; what was answered is written
+        return  # nobody is left to answer; the chunk being written still commits
+    finally:
+        if writing is not None and not writing.done():
+            await asyncio.wait([writing])
     if failure is not None:
         yield orjson.dumps(failure.document(), option=orjson.OPT_APPEND_NEWLINE)
 
