@@ -40,7 +40,9 @@ async def client(settings: Settings, store: SqliteStore) -> AsyncIterator[httpx.
     app = create_app(settings, store=store)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        client.app = app  # type: ignore[attr-defined]
         yield client
+    await app.services.writer.close()
 
 
 @pytest.fixture

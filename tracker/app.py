@@ -1,7 +1,8 @@
-"""``create_app(settings)``: the routes, the middleware and the lifespan."""
+"""``create_app(settings)``: the front door, the routes, the middleware and the lifespan."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp
+from starlette.types import Receive, Scope, Send
 
 from tracker.config import Settings
 from tracker.store import open_store
@@ -40,13 +41,45 @@ ROUTES: list[BaseRoute] = [
     Mount("/api", routes=API_ROUTES, middleware=[Middleware(AuthMiddleware)]),
 ]
 
+# One-segment paths that belong to Starlette even though they look like codes.
+RESERVED = frozenset({"/healthz", "/readyz", "/metrics", "/api", "/dashboard"})
 
-def create_app(settings: Settings, store: Store | None = None) -> ASGIApp:
+
+def is_code_path(path: str) -> bool:
+    """``/`` followed by one run of ASCII letters and digits, not a reserved name."""
+    code = path[1:]
+    return code.isalnum() and code.isascii() and path not in RESERVED
+
+
+class Front:
+    """The ASGI entry point: ``GET|HEAD /{code}`` goes straight to the redirector, before
+    Starlette's router (which alone costs about half of a bare request); everything else —
+    and the lifespan — goes to the Starlette app."""
+
+    def __init__(self, app: Starlette, services: Services) -> None:
+        self.services = services
+        self._app = TelemetryMiddleware(app, services.telemetry)
+        self._observe = services.telemetry.observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            method = scope["method"]
+            if (method == "GET" or method == "HEAD") and is_code_path(scope["path"]):
+                started = time.perf_counter()
+                status = await self.services.redirector(scope, receive, send)
+                self._observe("redirect", method, status, time.perf_counter() - started)
+                return
+        await self._app(scope, receive, send)
+
+
+def create_app(settings: Settings, store: Store | None = None) -> Front:
     """The whole service as one ASGI app.
 
     Without ``store``, the lifespan opens (and migrates) the store named by
-    ``settings.database_url`` and closes it on shutdown. A ``store`` passed in must already
-    be open; its owner closes it (tests do this, as httpx's ASGITransport runs no lifespan).
+    ``settings.database_url``, and on shutdown drains the click writer and closes the store.
+    A ``store`` passed in must already be open; its owner drains the writer
+    (``app.services.writer.close()``) and closes the store — tests do this, as httpx's
+    ASGITransport runs no lifespan.
     """
     services = Services(settings, store or open_store(settings.database_url))
     if store is not None:
@@ -61,7 +94,7 @@ def create_app(settings: Settings, store: Store | None = None) -> ASGIApp:
         try:
             yield
         finally:
-            await services.store.close()
+            await services.stop()
 
     app = Starlette(
         routes=ROUTES,
@@ -73,9 +106,9 @@ def create_app(settings: Settings, store: Store | None = None) -> ASGIApp:
         },
     )
     app.state.services = services
-    return TelemetryMiddleware(app, services.telemetry)
+    return Front(app, services)
 
 
-def create_app_from_env() -> ASGIApp:
+def create_app_from_env() -> Front:
     """The app with settings from ``TRACKER_*`` (uvicorn's factory, in each worker)."""
     return create_app(Settings.from_env())

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal
 
-from tracker import keys
+from tracker import agents, keys
 from tracker.codes import CodeBook
 from tracker.config import Settings, SettingsError
 from tracker.models import CampaignSpec, LinkRequest, Variant
@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--label", default="", help="a note on what the key is for")
     create.set_defaults(run=_create_key)
 
+    reclassify = commands.add_parser(
+        "reclassify", help="re-run the current bot/preview rules over every stored click"
+    )
+    _setting_flags(reclassify, "database_url")
+    reclassify.set_defaults(run=_reclassify)
+
     demo = commands.add_parser("demo", help="create a demo workspace, campaign and links")
     _setting_flags(demo, "database_url", "base_url")
     demo.set_defaults(run=_demo)
@@ -119,6 +125,21 @@ async def _add_key(store: Store, workspace_name: str, scopes: frozenset[str], la
     new = keys.generate()
     await store.add_api_key(workspace.id, new.key_id, new.key_hash, scopes, label)
     return new.key
+
+
+def _reclassify(args: argparse.Namespace, settings: Settings) -> int:
+    seen, changed = asyncio.run(_run_reclassify(settings))
+    print(f"{seen} clicks read, {changed} reclassified")
+    return 0
+
+
+async def _run_reclassify(settings: Settings) -> tuple[int, int]:
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        return await store.reclassify_clicks(agents.classify)
+    finally:
+        await store.close()
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

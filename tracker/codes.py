@@ -11,9 +11,12 @@ once in 62³ = 238 328 tries. See docs/decisions/0001-short-codes.md.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import os
 import secrets
+import time
 
 import hashids  # type: ignore[import-untyped]
 
@@ -90,6 +93,33 @@ def new_secret() -> bytes:
     return secrets.token_bytes(32)
 
 
-def new_click_id() -> str:
-    """A fresh click id: 96 random bits, URL-safe base64 (16 characters)."""
-    return secrets.token_urlsafe(12)
+class ClickIds:
+    """Fresh click ids: 48 bits of the time in milliseconds, then 72 random bits, as 20
+    URL-safe base64 characters.
+
+    The time first keeps the unique index on click ids appending near one place instead of
+    all over the B-tree; the 72 random bits make ids unguessable. Random bytes are read from
+    the OS in blocks (one syscall per 512 ids), and read afresh in a forked child.
+    """
+
+    __slots__ = ("_buffer", "_offset", "_pid")
+    _BLOCK = 9 * 512
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._offset = self._BLOCK
+        self._pid = 0
+
+    def __call__(self) -> str:
+        if self._offset >= self._BLOCK or self._pid != os.getpid():
+            self._buffer = os.urandom(self._BLOCK)
+            self._offset = 0
+            self._pid = os.getpid()
+        start = self._offset
+        self._offset = start + 9
+        millis = time.time_ns() // 1_000_000
+        raw = millis.to_bytes(6, "big") + self._buffer[start : start + 9]
+        return base64.urlsafe_b64encode(raw).decode()
+
+
+new_click_id = ClickIds()

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from tracker.addresses import Network, parse_networks
+
 
 class SettingsError(ValueError):
     """A ``TRACKER_*`` variable holds a value that cannot be used."""
@@ -27,6 +29,14 @@ class Settings:
     max_json_bytes: int = 8 * 1024 * 1024
     max_line_bytes: int = 64 * 1024
     log_level: str = "info"
+    click_durability: str = "durable"  # or "fast"; see docs/decisions/0005
+    click_queue_size: int = 100_000
+    click_batch_size: int = 1_000
+    click_retry_seconds: int = 60
+    link_cache_size: int = 100_000
+    campaign_cache_seconds: int = 5
+    ip_storage: str = "truncated"  # or "full" or "none"
+    trusted_proxies: str = ""  # comma-separated addresses or networks
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -60,6 +70,26 @@ class Settings:
             raise SettingsError("TRACKER_PORT must be between 1 and 65535")
         if self.max_json_bytes < 1024 or self.max_line_bytes < 1024:
             raise SettingsError("body limits must be at least 1024 bytes")
+        if self.click_durability not in ("durable", "fast"):
+            raise SettingsError("TRACKER_CLICK_DURABILITY must be durable or fast")
+        if self.ip_storage not in ("truncated", "full", "none"):
+            raise SettingsError("TRACKER_IP_STORAGE must be truncated, full or none")
+        for name in ("click_queue_size", "click_batch_size", "link_cache_size"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"TRACKER_{name.upper()} must be at least 1")
+        if self.click_batch_size > 2000:
+            raise SettingsError("TRACKER_CLICK_BATCH_SIZE must be at most 2000")
+        for name in ("click_retry_seconds", "campaign_cache_seconds"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"TRACKER_{name.upper()} must not be negative")
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as error:
+            raise SettingsError(f"TRACKER_TRUSTED_PROXIES: {error}") from None
+
+    @property
+    def proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def short_url_prefix(self) -> str:

@@ -86,3 +86,35 @@ class Link:
     destination: str | None
     params: dict[str, str] | None
     created_at: datetime
+
+
+class Click(NamedTuple):
+    """A hit as the redirect saw it: raw, unparsed, cheap to make on the request path."""
+
+    link_id: int
+    campaign_id: int | None
+    clicked_at_ms: int
+    click_id: str
+    method: str
+    user_agent: str
+    peer: str | None  # the socket's client address
+    forwarded_for: str | None  # X-Forwarded-For, kept only when proxies are trusted
+    referrer: str | None
+
+
+class ClickRow(NamedTuple):
+    """A click as stored: classified, its address resolved and anonymised, fields truncated."""
+
+    link_id: int
+    campaign_id: int | None
+    clicked_at_ms: int
+    click_id: str
+    method: str
+    kind: str
+    rule: str
+    device: str
+    os: str
+    browser: str
+    user_agent: str
+    ip: str | None
+    referrer: str | None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -101,3 +103,43 @@ def _wait_until_up(process: subprocess.Popen[str], url: str, output: list[str]) 
         except httpx.TransportError:
             time.sleep(0.1)
     raise RuntimeError("tracker serve did not come up in 30 s:\n" + "\n".join(output))
+
+
+class RawClient:
+    """A minimal keep-alive HTTP/1.1 client over asyncio streams, for load in tests
+    (httpx's async pool manages ≈ 200 requests/s here, too slow to load a server)."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> tuple[int, dict[str, str]]:
+        """(status, lower-cased headers); raises ``ConnectionError`` when the server is gone."""
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        assert self._reader is not None
+        self._writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        try:
+            await self._writer.drain()
+            head = await self._reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, OSError) as error:
+            raise ConnectionError(str(error)) from error
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        if length:
+            await self._reader.readexactly(length)
+        return status, headers
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import base64
 import itertools
 import re
+import time
 
 import hashids
 import pytest
@@ -99,6 +101,16 @@ def test_ids_start_at_one(book: CodeBook) -> None:
 def test_secrets_and_click_ids_are_fresh() -> None:
     assert len(new_secret()) == 32
     assert new_secret() != new_secret()
-    ids = {new_click_id() for _ in range(1000)}
-    assert len(ids) == 1000
-    assert all(re.fullmatch(r"[A-Za-z0-9_-]{16}", i) for i in ids)
+    ids = [new_click_id() for _ in range(5000)]  # crosses several blocks of random bytes
+    assert len(set(ids)) == 5000
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{20}", i) for i in ids)
+
+
+def test_click_ids_carry_the_time_and_72_random_bits() -> None:
+    before = time.time_ns() // 1_000_000
+    raw = base64.urlsafe_b64decode(new_click_id())
+    after = time.time_ns() // 1_000_000
+    assert before <= int.from_bytes(raw[:6], "big") <= after
+    tails = {base64.urlsafe_b64decode(new_click_id())[6:] for _ in range(2000)}
+    assert len(tails) == 2000
+    assert all(len(tail) == 9 for tail in tails)

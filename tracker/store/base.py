@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from tracker.models import (
     Campaign,
     CampaignSpec,
+    ClickRow,
     IssuedLink,
     Link,
     LinkRequest,
@@ -29,10 +30,21 @@ class Conflict(StoreError):
 
 
 class LinkReader(Protocol):
+    """What the redirect reads: a link by its code, a campaign by its id. Both are meant to
+    answer in microseconds (the SQLite backend does not even leave the event loop)."""
+
     async def find_link(self, code: str) -> Link | None: ...
 
+    async def find_campaign(self, campaign_id: int) -> Campaign | None: ...
 
-class Store(LinkReader, Protocol):
+
+class ClickSink(Protocol):
+    async def record_clicks(self, rows: Sequence[ClickRow]) -> None:
+        """Write the batch in one transaction, all or nothing; a click id already stored
+        is skipped (so a retried batch is harmless). Raises ``StoreError``."""
+
+
+class Store(LinkReader, ClickSink, Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -86,3 +98,8 @@ class Store(LinkReader, Protocol):
         repeated within ``requests`` gets the same link each time; a request without a ref
         always gets a new link. All new links are written in one transaction.
         """
+
+    async def reclassify_clicks(
+        self, classify: Callable[[str, str], tuple[str, str, str, str, str]], batch: int = 5000
+    ) -> tuple[int, int]:
+        """Apply ``classify(user_agent, method)`` to every stored click; (seen, changed)."""

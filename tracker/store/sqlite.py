@@ -8,11 +8,14 @@ writes. Several processes on one file serialise through SQLite's own lock (busy 
 from __future__ import annotations
 
 import asyncio
+import functools
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -21,6 +24,7 @@ import orjson
 from tracker.models import (
     Campaign,
     CampaignSpec,
+    ClickRow,
     IssuedLink,
     Link,
     LinkRequest,
@@ -63,12 +67,20 @@ def _time(ms: int | None) -> datetime | None:
 
 
 class SqliteStore:
-    """``Store`` on one SQLite file."""
+    """``Store`` on one SQLite file.
+
+    Three connections: the writer (aiosqlite, one thread, every write under one lock), a
+    reader for the API (aiosqlite), and a read-only plain ``sqlite3`` connection for the
+    redirect's lookups by code and by campaign id. Those are primary-key reads of a few
+    microseconds, so they run on the event loop itself: a thread hop would cost more.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._lookup: sqlite3.Connection | None = None
+        self._lookup_uri = Path(path).absolute().as_uri() + "?mode=ro"
         self._write_lock = asyncio.Lock()
         self._secret: bytes | None = None
 
@@ -79,8 +91,15 @@ class SqliteStore:
             await asyncio.to_thread(migrate_sqlite, self.path)
             self._writer = await self._connect()
             self._reader = await self._connect()
+            self._lookup = sqlite3.connect(
+                self._lookup_uri,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+            self._lookup.execute("PRAGMA query_only=ON")
             row = await self._read_one("SELECT value FROM meta WHERE name = 'code_secret'")
-        except aiosqlite.Error as error:
+        except (aiosqlite.Error, sqlite3.Error) as error:
             raise StoreError(f"cannot open SQLite database {self.path!r}: {error}") from error
         if row is None:
             raise StoreError("the database has no code secret; run `tracker migrate`")
@@ -96,7 +115,10 @@ class SqliteStore:
         for conn in (self._writer, self._reader):
             if conn is not None:
                 await conn.close()
+        if self._lookup is not None:
+            self._lookup.close()
         self._writer = self._reader = None
+        self._lookup = None
 
     async def ping(self) -> None:
         try:
@@ -310,8 +332,86 @@ class SqliteStore:
         return [found[r.ref] if r.ref is not None else next(adhoc) for r in requests]
 
     async def find_link(self, code: str) -> Link | None:
-        row = await self._read_one(f"SELECT {_LINK_COLUMNS} FROM links WHERE code = ?", (code,))
+        row = self._lookup_one(f"SELECT {_LINK_COLUMNS} FROM links WHERE code = ?", (code,))
         return None if row is None else _link(row)
+
+    async def find_campaign(self, campaign_id: int) -> Campaign | None:
+        row = self._lookup_one(
+            f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?", (campaign_id,)
+        )
+        return None if row is None else _campaign(row)
+
+    def _lookup_one(self, sql: str, params: Sequence[Any]) -> Any:
+        if self._lookup is None:
+            raise StoreError("the store is not open")
+        try:
+            return self._lookup.execute(sql, params).fetchone()
+        except sqlite3.Error as error:
+            raise StoreError(f"lookup failed: {error}") from error
+
+    # Clicks
+
+    async def record_clicks(self, rows: Sequence[ClickRow]) -> None:
+        """One multi-row INSERT per ``_CLICK_ROWS_PER_STATEMENT`` rows, each its own
+        transaction: a batch costs one trip to the writer thread instead of three."""
+        try:
+            async with self._write_lock:
+                for start in range(0, len(rows), _CLICK_ROWS_PER_STATEMENT):
+                    part = rows[start : start + _CLICK_ROWS_PER_STATEMENT]
+                    await self._w.execute(_insert_clicks_sql(len(part)), _flatten(part))
+        except (aiosqlite.Error, sqlite3.Error, ValueError) as error:
+            raise StoreError(f"clicks not written: {error}") from error
+
+    async def reclassify_clicks(
+        self, classify: Callable[[str, str], tuple[str, str, str, str, str]], batch: int = 5000
+    ) -> tuple[int, int]:
+        """Re-run ``classify(user_agent, method)`` over every stored click.
+
+        Returns (clicks seen, clicks whose class, rule, device, os or browser changed).
+        """
+        seen = changed = 0
+        last_id = 0
+        while True:
+            rows = await self._read_all(
+                "SELECT id, user_agent, method, kind, rule, device, os, browser FROM clicks"
+                " WHERE id > ? ORDER BY id LIMIT ?",
+                (last_id, batch),
+            )
+            if not rows:
+                return seen, changed
+            updates = []
+            for row in rows:
+                fresh = tuple(classify(row[1], row[2]))
+                if fresh != tuple(row[3:8]):
+                    updates.append((*fresh, row[0]))
+            if updates:
+                async with self._transaction() as conn:
+                    await conn.executemany(
+                        "UPDATE clicks SET kind = ?, rule = ?, device = ?, os = ?, browser = ?"
+                        " WHERE id = ?",
+                        updates,
+                    )
+            seen += len(rows)
+            changed += len(updates)
+            last_id = rows[-1][0]
+
+
+_CLICK_ROWS_PER_STATEMENT = 2000  # 13 parameters a row; SQLite allows 32 766 per statement
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_clicks_sql(count: int) -> str:
+    row = "(" + ", ".join("?" * 13) + ")"
+    return (
+        "INSERT INTO clicks (link_id, campaign_id, clicked_at, click_id, method, kind, rule,"
+        " device, os, browser, user_agent, ip, referrer) VALUES "
+        + ", ".join([row] * count)
+        + " ON CONFLICT (click_id) DO NOTHING"
+    )
+
+
+def _flatten(rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+    return [value for row in rows for value in row]
 
 
 def _link_rows(

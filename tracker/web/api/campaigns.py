@@ -77,6 +77,7 @@ async def update_campaign(request: Request) -> Response:
             raise invalid("disabled", "must be true or false")
         changes["disabled"] = disabled
     updated = await services.store.update_campaign(principal.workspace.id, campaign.id, changes)
+    services.links.forget_campaign(campaign.id)  # this process redirects the new way at once
     if updated is None:
         raise not_found("campaign")
     return json_response(render(updated))

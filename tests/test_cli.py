@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracker import agents
+from tracker.cli import main
+from tracker.models import ClickRow, LinkRequest
+from tracker.store.sqlite import SqliteStore
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+
+
+def test_migrate_keys_and_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "t.db")
+    assert main(["migrate", "--db", db]) == 0
+    assert main(["keys", "create", "--db", db, "--workspace", "acme", "--scope", "stats:read"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert key.startswith("trk_")
+    assert main(["demo", "--db", db, "--base-url", "https://go.example"]) == 0
+    out = capsys.readouterr().out
+    assert "https://go.example/" in out
+
+
+def test_bad_settings_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--db", "mysql://x/y"]) == 2
+    assert "unsupported" in capsys.readouterr().err
+
+
+async def test_reclassify_applies_the_current_rules(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    store = SqliteStore(db)
+    await store.open()
+    workspace = await store.ensure_workspace("w")
+    await store.issue_links(
+        workspace.id, None, [LinkRequest(None, None, None, "https://x.example/")], lambda i: f"c{i}"
+    )
+    stale = [
+        # as an older rule set might have stored them
+        ClickRow(1, None, 1, "a", "GET", "human", "default_human", "mobile", "iOS", "Safari",
+                 "WhatsApp/2.23.20.0 A", None, None),
+        ClickRow(1, None, 2, "b", "HEAD", "human", "default_human", "mobile", "iOS", "Safari",
+                 IPHONE, None, None),
+        ClickRow(1, None, 3, "c", "GET", *agents.classify(IPHONE, "GET"), IPHONE, None, None),
+    ]  # fmt: skip
+    await store.record_clicks(stale)
+    await store.close()
+    assert await _run(["reclassify", "--db", db]) == 0
+    store = SqliteStore(db)
+    await store.open()
+    rows = await store._read_all("SELECT click_id, kind, rule FROM clicks ORDER BY id")
+    await store.close()
+    assert rows == [
+        ("a", "preview", "whatsapp"),
+        ("b", "scanner", "head_request"),
+        ("c", "human", "default_human"),
+    ]
+
+
+async def _run(argv: list[str]) -> int:
+    import asyncio
+
+    # The CLI runs its own event loop; run it in a thread from this async test.
+    return await asyncio.to_thread(main, argv)

@@ -1,0 +1,368 @@
+"""The hot path through the ASGI app: answers, clicks written, failures survived."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import BASE_URL
+from tracker.app import create_app, is_code_path
+from tracker.config import Settings
+from tracker.store.base import StoreError
+from tracker.store.sqlite import SqliteStore
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+WHATSAPP = "WhatsApp/2.23.20.0 A"
+
+
+async def issue(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    campaign: dict[str, object],
+    **recipient: object,
+) -> str:
+    response = await client.post(
+        f"/api/v1/campaigns/{campaign['id']}/links",
+        json={"recipients": [{"ref": "r1", **recipient}]},
+        headers=auth,
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["links"][0]["code"])
+
+
+@pytest.fixture
+async def campaign(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[str, object]:
+    response = await client.post(
+        "/api/v1/campaigns",
+        json={
+            "name": "Sale",
+            "destination": "https://shop.example/sale?src=sms#top",
+            "variants": [
+                {"key": "A", "weight": 0},
+                {"key": "B", "destination": "https://shop.example/b"},
+            ],
+        },
+        headers=auth,
+    )
+    return dict(response.json())
+
+
+async def clicks(store: SqliteStore) -> list[dict[str, object]]:
+    rows = await store._read_all(
+        "SELECT link_id, campaign_id, clicked_at, click_id, method, kind, rule, device, os,"
+        " browser, user_agent, ip, referrer FROM clicks ORDER BY id"
+    )
+    names = ("link_id", "campaign_id", "clicked_at", "click_id", "method", "kind", "rule",
+             "device", "os", "browser", "user_agent", "ip", "referrer")  # fmt: skip
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+async def test_redirect_writes_the_click(
+    client: httpx.AsyncClient, auth: dict[str, str], campaign: dict[str, object], store: SqliteStore
+) -> None:
+    code = await issue(client, auth, campaign, params={"coupon": "X 1"})
+    response = await client.get(
+        f"/{code}?gclid=g1", headers={"User-Agent": IPHONE, "Referer": "https://sms.example/"}
+    )
+    assert response.status_code == 302
+    assert response.headers["cache-control"] == "no-store"
+    location = response.headers["location"]
+    assert location.startswith("https://shop.example/b?")
+    query = dict(parse_qsl(urlsplit(location).query))
+    assert query["utm_content"] == "B"
+    assert query["utm_campaign"] == "sale"
+    assert query["coupon"] == "X 1"
+    assert query["gclid"] == "g1"
+    # durable mode: the click is committed before the 302 is sent
+    (click,) = await clicks(store)
+    assert click["click_id"] == query["tclid"]
+    assert len(str(click["click_id"])) == 20
+    assert (click["method"], click["kind"], click["rule"]) == ("GET", "human", "default_human")
+    assert (click["device"], click["os"], click["browser"]) == ("mobile", "iOS", "Mobile Safari")
+    assert click["user_agent"] == IPHONE
+    assert click["referrer"] == "https://sms.example/"
+    assert click["ip"] == "127.0.0.0"  # httpx's ASGI transport says the client is 127.0.0.1
+    assert click["campaign_id"] == campaign["id"]
+    link = await store.find_link(code)
+    assert link is not None
+    assert click["link_id"] == link.id
+
+
+async def test_every_click_gets_a_fresh_click_id(
+    client: httpx.AsyncClient, auth: dict[str, str], campaign: dict[str, object], store: SqliteStore
+) -> None:
+    code = await issue(client, auth, campaign)
+    locations = [(await client.get(f"/{code}")).headers["location"] for _ in range(20)]
+    ids = [dict(parse_qsl(urlsplit(loc).query))["tclid"] for loc in locations]
+    assert len(set(ids)) == 20
+    assert [c["click_id"] for c in await clicks(store)] == ids
+
+
+async def test_previews_and_head_are_recorded_as_non_human(
+    client: httpx.AsyncClient, auth: dict[str, str], campaign: dict[str, object], store: SqliteStore
+) -> None:
+    code = await issue(client, auth, campaign)
+    preview = await client.get(f"/{code}", headers={"User-Agent": WHATSAPP})
+    head = await client.head(f"/{code}", headers={"User-Agent": IPHONE})
+    bare = await client.get(f"/{code}", headers={"User-Agent": ""})
+    assert preview.status_code == head.status_code == bare.status_code == 302
+    assert head.content == b""
+    kinds = [(c["method"], c["kind"], c["rule"]) for c in await clicks(store)]
+    assert kinds == [
+        ("GET", "preview", "whatsapp"),
+        ("HEAD", "scanner", "head_request"),
+        ("GET", "library", "empty_user_agent"),
+    ]
+
+
+async def test_long_user_agent_and_referrer_are_truncated(
+    client: httpx.AsyncClient, auth: dict[str, str], campaign: dict[str, object], store: SqliteStore
+) -> None:
+    code = await issue(client, auth, campaign)
+    await client.get(f"/{code}", headers={"User-Agent": "U" * 2000, "Referer": "R" * 5000})
+    (click,) = await clicks(store)
+    assert click["user_agent"] == "U" * 512
+    assert click["referrer"] == "R" * 1024
+
+
+async def test_click_id_param_disabled(
+    client: httpx.AsyncClient, auth: dict[str, str], store: SqliteStore
+) -> None:
+    created = await client.post(
+        "/api/v1/campaigns",
+        json={"name": "No ids", "destination": "https://shop.example/", "click_id_param": False},
+        headers=auth,
+    )
+    code = await issue(client, auth, created.json())
+    response = await client.get(f"/{code}?tclid=theirs")
+    assert response.headers["location"] == (
+        "https://shop.example/?utm_source=sms&utm_medium=sms&utm_campaign=no-ids&tclid=theirs"
+    )
+    assert len(await clicks(store)) == 1  # the click is still recorded, with its own id
+
+
+async def test_ad_hoc_link(
+    client: httpx.AsyncClient, auth: dict[str, str], store: SqliteStore
+) -> None:
+    created = await client.post(
+        "/api/v1/links", json={"destination": "https://x.example/p?a=1"}, headers=auth
+    )
+    response = await client.get(f"/{created.json()['code']}")
+    assert response.status_code == 302
+    assert response.headers["location"].startswith("https://x.example/p?a=1&tclid=")
+    (click,) = await clicks(store)
+    assert click["campaign_id"] is None
+
+
+@pytest.mark.parametrize("path", ["/aaaaaaa", "/zzzzzzzz", "/abc", "/" + "a" * 30, "/ab-cd", "/é"])
+async def test_unknown_codes_are_404_pages(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Link not found" in response.text
+
+
+async def test_tampered_code_is_refused_without_a_store_read(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    campaign: dict[str, object],
+    store: SqliteStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code = await issue(client, auth, campaign)
+    reads: list[str] = []
+    real = store.find_link
+
+    async def counting(code: str):  # type: ignore[no-untyped-def]
+        reads.append(code)
+        return await real(code)
+
+    monkeypatch.setattr(store, "find_link", counting)
+    tampered = code[:-1] + ("a" if code[-1] != "a" else "b")
+    assert (await client.get(f"/{tampered}")).status_code == 404
+    assert (await client.head(f"/{tampered}")).status_code == 404
+    assert reads == []
+    # A valid but unknown code does read the store once.
+    book = client.app.services.codes  # type: ignore[attr-defined]
+    unknown = book.encode(987_654)
+    assert (await client.get(f"/{unknown}")).status_code == 404
+    assert reads == [unknown]
+    assert await clicks(store) == []
+
+
+async def test_disabled_expired_and_fallback(
+    client: httpx.AsyncClient, auth: dict[str, str], campaign: dict[str, object], store: SqliteStore
+) -> None:
+    code = await issue(client, auth, campaign)
+    url = f"/api/v1/campaigns/{campaign['id']}"
+    assert (await client.get(f"/{code}")).status_code == 302  # now cached
+    await client.patch(url, json={"disabled": True}, headers=auth)
+    gone = await client.get(f"/{code}")
+    assert gone.status_code == 410  # immediately, although the link was cached
+    assert "expired" in gone.text
+    await client.patch(url, json={"fallback_url": "https://shop.example/over"}, headers=auth)
+    fallback = await client.get(f"/{code}")
+    assert fallback.status_code == 302
+    assert fallback.headers["location"] == "https://shop.example/over"
+    await client.patch(
+        url, json={"disabled": False, "expires_at": "2001-01-01T00:00:00Z"}, headers=auth
+    )
+    assert (await client.get(f"/{code}")).headers["location"] == "https://shop.example/over"
+    await client.patch(url, json={"fallback_url": None}, headers=auth)
+    assert (await client.get(f"/{code}")).status_code == 410
+    await client.patch(url, json={"expires_at": None}, headers=auth)
+    assert (await client.get(f"/{code}")).status_code == 302
+    assert len(await clicks(store)) == 2  # the two redirects to the destination
+
+
+async def test_other_process_changes_are_seen_within_the_cache_time(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    campaign: dict[str, object],
+    store: SqliteStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code = await issue(client, auth, campaign)
+    assert (await client.get(f"/{code}")).status_code == 302
+    # Another process disables the campaign: straight into the store, not through our API.
+    await store.update_campaign(1, int(str(campaign["id"])), {"disabled": True})
+    assert (await client.get(f"/{code}")).status_code == 302  # still cached here
+    links = client.app.services.links  # type: ignore[attr-defined]
+    monkeypatch.setattr(links, "_campaign_seconds", 0)
+    assert (await client.get(f"/{code}")).status_code == 410
+
+
+async def test_redirect_survives_a_failing_store(
+    tmp_path: pytest.TempPathFactory, store: SqliteStore, make_key: object
+) -> None:
+    settings = Settings(
+        database_url=store.path,
+        base_url=BASE_URL,
+        click_retry_seconds=0,
+        click_durability="durable",
+    )
+    app = create_app(settings, store=store)
+    workspace = await store.ensure_workspace("w")
+    code = app.services.codes.encode(1)
+    from tracker.models import LinkRequest
+
+    await store.issue_links(
+        workspace.id,
+        None,
+        [LinkRequest(None, None, None, "https://x.example/")],
+        app.services.codes.encode,
+    )
+
+    async def broken(rows: object) -> None:
+        raise StoreError("disk I/O error")
+
+    store.record_clicks = broken  # type: ignore[method-assign]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        answers = await asyncio.gather(*(http.get(f"/{code}") for _ in range(5)))
+        assert [a.status_code for a in answers] == [302] * 5
+        await asyncio.sleep(0.05)
+        metrics = (await http.get("/metrics")).text
+    assert "tracker_clicks_dropped_total 5.0" in metrics
+    assert "tracker_clicks_recorded_total 0.0" in metrics
+    assert "tracker_click_write_failures_total" in metrics
+    await app.services.writer.close()
+
+
+async def test_lookup_failure_is_a_503_page(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    campaign: dict[str, object],
+    store: SqliteStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code = await issue(client, auth, campaign)
+
+    async def broken(code: str) -> None:
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(store, "find_link", broken)
+    response = await client.get(f"/{code}")
+    assert response.status_code == 503
+    assert "Try again" in response.text
+
+
+@pytest.fixture
+async def proxied(settings: Settings, store: SqliteStore) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(
+        Settings(
+            database_url=settings.database_url, base_url=BASE_URL, trusted_proxies="127.0.0.1"
+        ),
+        store=store,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        http.app = app  # type: ignore[attr-defined]
+        yield http
+    await app.services.writer.close()
+
+
+async def test_forwarded_for_is_trusted_only_from_configured_proxies(
+    client: httpx.AsyncClient,
+    proxied: httpx.AsyncClient,
+    auth: dict[str, str],
+    campaign: dict[str, object],
+    store: SqliteStore,
+) -> None:
+    code = await issue(client, auth, campaign)
+    spoof = {"X-Forwarded-For": "198.51.100.23, 203.0.113.99"}
+    await client.get(f"/{code}", headers=spoof)  # no trusted proxies: the peer is the client
+    await proxied.get(f"/{code}", headers=spoof)  # from a trusted proxy: its last hop counts
+    await proxied.get(f"/{code}", headers={"X-Forwarded-For": "2001:db8:1234:5678::9"})
+    assert [c["ip"] for c in await clicks(store)] == ["127.0.0.0", "203.0.113.0", "2001:db8:1234::"]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/abcDEF123", True),
+        ("/healthz", False),
+        ("/metrics", False),
+        ("/readyz", False),
+        ("/api", False),
+        ("/dashboard", False),
+        ("/", False),
+        ("/p.gif", False),
+        ("/a/b", False),
+        ("/ab_c", False),
+        ("/ünï", False),
+    ],
+)
+def test_code_paths(path: str, expected: bool) -> None:
+    assert is_code_path(path) is expected
+
+
+async def test_fast_mode_answers_then_writes(settings: Settings, store: SqliteStore) -> None:
+    app = create_app(
+        Settings(database_url=settings.database_url, base_url=BASE_URL, click_durability="fast"),
+        store=store,
+    )
+    workspace = await store.ensure_workspace("w")
+    from tracker.models import LinkRequest
+
+    (link,) = await store.issue_links(
+        workspace.id,
+        None,
+        [LinkRequest(None, None, None, "https://x.example/")],
+        app.services.codes.encode,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        answers = await asyncio.gather(*(http.get(f"/{link.code}") for _ in range(50)))
+    assert {a.status_code for a in answers} == {302}
+    await app.services.writer.close()  # what SIGTERM does: drain
+    assert len(await clicks(store)) == 50

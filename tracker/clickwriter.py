@@ -1,0 +1,149 @@
+"""The click writer: clicks queued by the redirect, committed in batches by one task.
+
+Group commit: while one batch is being written, the next one gathers in the queue, so under
+load each commit carries many clicks. Two modes:
+
+* ``durable`` (default): ``submit`` returns a future that completes when the click's batch
+  has committed; the redirect answers only then, so a click whose 302 was sent survives a
+  ``kill -9``. If the store fails, or has not committed within ``max_wait`` seconds, the
+  future completes anyway — the recipient gets the redirect — and the click stays queued.
+* ``fast``: ``submit`` returns ``None`` and the redirect answers at once; the batch commits
+  within a few milliseconds. A ``kill -9`` loses what was queued (bounded by the load of a
+  few milliseconds); a SIGTERM drains it.
+
+A batch that fails is retried with backoff for ``retry_seconds``, then dropped. When the
+queue holds ``queue_size`` clicks, new ones are dropped. Either way the redirect still goes
+out, and every dropped click is counted (``dropped``, exported to /metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from tracker.models import Click, ClickRow
+from tracker.store.base import ClickSink, StoreError
+
+log = logging.getLogger("tracker.clicks")
+
+Prepare = Callable[[Sequence[Click]], list[ClickRow]]
+_Entry = tuple[Click, "asyncio.Future[None] | None"]
+
+
+class ClickWriter:
+    def __init__(
+        self,
+        sink: ClickSink,
+        prepare: Prepare,
+        *,
+        durable: bool = True,
+        queue_size: int = 100_000,
+        batch_size: int = 1_000,
+        retry_seconds: float = 60.0,
+        max_wait: float = 2.0,
+    ) -> None:
+        self.durable = durable
+        self._sink = sink
+        self._prepare = prepare
+        self._queue: deque[_Entry] = deque()
+        self._queue_size = queue_size
+        self._batch_size = batch_size
+        self._retry_seconds = retry_seconds
+        self._max_wait = max_wait
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._writing: list[_Entry] = []
+        self.recorded = 0
+        self.dropped = 0
+        self.failures = 0
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def submit(self, click: Click) -> asyncio.Future[None] | None:
+        """Queue ``click``; in durable mode, a future that completes once it is committed."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="click-writer")
+        if len(self._queue) >= self._queue_size or self._closing:
+            self.dropped += 1
+            return None
+        future = asyncio.get_running_loop().create_future() if self.durable else None
+        self._queue.append((click, future))
+        self._wake.set()
+        return future
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Stop taking clicks and write what is queued, then stop.
+
+        Gives up after ``grace`` seconds (default 10: less than a container's stop grace
+        period), counting what is still queued as dropped.
+        """
+        self._closing = True
+        self._wake.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace)
+        except TimeoutError:
+            self._task.cancel()
+            lost = [*self._writing, *self._queue]
+            self.dropped += len(lost)
+            self._release(lost)
+            self._queue.clear()
+            log.error("click writer: %d clicks not written at shutdown", len(lost))
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                count = min(len(self._queue), self._batch_size)
+                batch = [self._queue.popleft() for _ in range(count)]
+                self._writing = batch
+                await self._write(batch)
+                self._writing = []
+            if self._closing:
+                return
+
+    async def _write(self, batch: list[_Entry]) -> None:
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self._max_wait, self._release, batch) if self.durable else None
+        try:
+            rows = self._prepare([click for click, _ in batch])
+        except Exception:
+            log.exception("click writer: %d clicks could not be prepared", len(batch))
+            self.dropped += len(batch)
+            self._release(batch)
+            return
+        deadline = time.monotonic() + self._retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                await self._sink.record_clicks(rows)
+            except StoreError as error:
+                self.failures += 1
+                self._release(batch)  # the recipients get their redirects now
+                if time.monotonic() + delay > deadline:
+                    self.dropped += len(rows)
+                    log.error("click writer: %d clicks dropped: %s", len(rows), error)
+                    break
+                log.warning("click writer: retrying %d clicks: %s", len(rows), error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            else:
+                self.recorded += len(rows)
+                break
+        if timer is not None:
+            timer.cancel()
+        self._release(batch)
+
+    @staticmethod
+    def _release(batch: list[_Entry]) -> None:
+        for _, future in batch:
+            if future is not None and not future.done():
+                future.set_result(None)

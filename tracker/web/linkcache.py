@@ -1,0 +1,169 @@
+"""The redirect's view of links and campaigns, cached in process.
+
+A link never changes once issued (docs/decisions/0004), so its entry — the destination
+prepared up to the per-request steps — is cached without expiry in a bounded LRU. What can
+change is the campaign's state (disabled, expiry, fallback): campaigns are cached apart and
+re-read after ``campaign_seconds``; a change made through this process's API drops the
+entry at once (``forget_campaign``), so this process stops redirecting the old way
+immediately and every other process within ``campaign_seconds``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import NamedTuple
+
+from tracker.models import Campaign, Link
+from tracker.store.base import LinkReader
+from tracker.urls import base_destination
+
+DEFAULT_CLICK_ID_PARAM = "tclid"
+
+
+class CampaignRoute(NamedTuple):
+    id: int
+    click_id_param: str | None
+    disabled: bool
+    expires_at_ms: int | None
+    fallback_url: str | None
+    bases: dict[str | None, str]  # variant key (None: no variant) → prepared destination
+    campaign: Campaign
+    fetched_at: float
+
+
+class LinkRoute(NamedTuple):
+    link_id: int
+    campaign_id: int | None
+    variant: str | None
+    base: str | None  # None: the campaign's base for the variant serves
+
+
+class Route(NamedTuple):
+    link_id: int
+    campaign_id: int | None
+    base: str
+    click_id_param: str | None
+    disabled: bool
+    expires_at_ms: int | None
+    fallback_url: str | None
+
+
+class LinkCache:
+    def __init__(self, store: LinkReader, size: int = 100_000, campaign_seconds: float = 5) -> None:
+        self._store = store
+        self._size = size
+        self._campaign_seconds = campaign_seconds
+        self._links: OrderedDict[str, LinkRoute] = OrderedDict()
+        self._campaigns: dict[int, CampaignRoute] = {}
+
+    def cached(self, code: str) -> Route | None:
+        """The route of a code already in the cache (so already verified), without I/O;
+        ``None`` when it is not cached or its campaign's state is due for a re-read."""
+        link = self._links.get(code)
+        if link is None:
+            return None
+        if link.campaign_id is None:
+            assert link.base is not None
+            return Route(link.link_id, None, link.base, DEFAULT_CLICK_ID_PARAM, False, None, None)
+        campaign = self._campaigns.get(link.campaign_id)
+        if campaign is None or time.monotonic() - campaign.fetched_at >= self._campaign_seconds:
+            return None
+        self._links.move_to_end(code)
+        return _route(link, campaign)
+
+    async def route(self, code: str) -> Route | None:
+        """Where ``code`` leads, or ``None`` for an unknown code. Raises ``StoreError``."""
+        link = self._links.get(code)
+        if link is None:
+            found = await self._store.find_link(code)
+            if found is None:
+                return None
+            campaign = None
+            if found.campaign_id is not None:
+                campaign = await self._campaign(found.campaign_id)
+                if campaign is None:
+                    return None
+            link = _link_route(found, campaign)
+            self._links[code] = link
+            if len(self._links) > self._size:
+                self._links.popitem(last=False)
+        else:
+            self._links.move_to_end(code)
+        if link.campaign_id is None:
+            assert link.base is not None
+            return Route(link.link_id, None, link.base, DEFAULT_CLICK_ID_PARAM, False, None, None)
+        campaign = await self._campaign(link.campaign_id)
+        return None if campaign is None else _route(link, campaign)
+
+    def forget_campaign(self, campaign_id: int) -> None:
+        self._campaigns.pop(campaign_id, None)
+
+    async def _campaign(self, campaign_id: int) -> CampaignRoute | None:
+        cached = self._campaigns.get(campaign_id)
+        now = time.monotonic()
+        if cached is not None and now - cached.fetched_at < self._campaign_seconds:
+            return cached
+        campaign = await self._store.find_campaign(campaign_id)
+        if campaign is None:
+            return None
+        if cached is not None and cached.campaign.variants == campaign.variants:
+            bases = cached.bases  # destinations and UTM never change after creation
+        else:
+            bases = {v.key: _campaign_base(campaign, v.key) for v in campaign.variants}
+            bases[None] = _campaign_base(campaign, None)
+        route = CampaignRoute(
+            campaign.id,
+            campaign.click_id_param,
+            campaign.disabled,
+            None if campaign.expires_at is None else int(campaign.expires_at.timestamp() * 1000),
+            campaign.fallback_url,
+            bases,
+            campaign,
+            now,
+        )
+        self._campaigns[campaign_id] = route
+        return route
+
+
+def _route(link: LinkRoute, campaign: CampaignRoute) -> Route:
+    return Route(
+        link.link_id,
+        campaign.id,
+        link.base if link.base is not None else campaign.bases[link.variant],
+        campaign.click_id_param,
+        campaign.disabled,
+        campaign.expires_at_ms,
+        campaign.fallback_url,
+    )
+
+
+def _utm(campaign: Campaign, variant_key: str | None) -> dict[str, str]:
+    variant = campaign.variant(variant_key)
+    if variant is None or variant.utm_content is None:
+        return campaign.utm
+    return {**campaign.utm, "utm_content": variant.utm_content}
+
+
+def _destination(campaign: Campaign, variant_key: str | None) -> str:
+    variant = campaign.variant(variant_key)
+    if variant is not None and variant.destination is not None:
+        return variant.destination
+    return campaign.destination
+
+
+def _campaign_base(campaign: Campaign, variant_key: str | None) -> str:
+    return base_destination(_destination(campaign, variant_key), _utm(campaign, variant_key), None)
+
+
+def _link_route(link: Link, campaign: CampaignRoute | None) -> LinkRoute:
+    """The link's own prepared destination, when it differs from its campaign's."""
+    if campaign is None:
+        base = base_destination(link.destination or "", {}, link.params)
+        return LinkRoute(link.id, link.campaign_id, link.variant, base)
+    if link.destination is None and not link.params and link.variant in campaign.bases:
+        return LinkRoute(link.id, link.campaign_id, link.variant, None)
+    c = campaign.campaign
+    destination = link.destination or _destination(c, link.variant)
+    base = base_destination(destination, _utm(c, link.variant), link.params)
+    return LinkRoute(link.id, link.campaign_id, link.variant, base)
