@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tracker.models import Campaign, Link, Variant
+from tracker.store.base import StoreError
+from tracker.web.linkcache import LinkCache
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+CAMPAIGN = Campaign(
+    id=7,
+    workspace_id=1,
+    created_at=NOW,
+    name="c",
+    slug="c",
+    destination="https://shop.example/",
+    utm={"utm_source": "sms"},
+    variants=(Variant("A", 1, None, "A"), Variant("B", 1, "https://shop.example/b", "bee")),
+)
+
+
+class Reader:
+    def __init__(self) -> None:
+        self.link_reads: list[str] = []
+        self.campaign_reads = 0
+        self.campaign = CAMPAIGN
+        self.fail = False
+
+    async def find_link(self, code: str) -> Link | None:
+        if self.fail:
+            raise StoreError("locked")
+        self.link_reads.append(code)
+        if not code.startswith("c"):
+            return None
+        n = int(code[1:])
+        variant = "AB"[n % 2]
+        params = {"p": str(n)} if n % 3 == 0 else None
+        return Link(n, code, 1, 7, f"r{n}", variant, None, params, NOW)
+
+    async def find_campaign(self, campaign_id: int) -> Campaign | None:
+        self.campaign_reads += 1
+        return self.campaign if campaign_id == 7 else None
+
+
+async def test_routes_and_bases() -> None:
+    cache = LinkCache(Reader())
+    a = await cache.route("c1")  # variant B, no params: the campaign's variant base
+    b = await cache.route("c3")  # variant B, params: its own base
+    assert a is not None and b is not None
+    assert a.base == "https://shop.example/b?utm_source=sms&utm_content=bee"
+    assert b.base == "https://shop.example/b?utm_source=sms&utm_content=bee&p=3"
+    assert a.click_id_param == "tclid"
+    assert await cache.route("x1") is None
+
+
+async def test_lru_is_bounded_and_hits_need_no_read() -> None:
+    reader = Reader()
+    cache = LinkCache(reader, size=3)
+    for code in ("c1", "c2", "c3"):
+        await cache.route(code)
+    assert cache.cached("c1") is not None  # refreshes c1
+    await cache.route("c4")  # evicts the least recently used: c2
+    assert cache.cached("c2") is None
+    assert cache.cached("c1") is not None
+    reads = len(reader.link_reads)
+    for _ in range(5):
+        await cache.route("c4")
+    assert len(reader.link_reads) == reads
+    assert reader.campaign_reads == 1
+
+
+async def test_campaign_state_is_reread_after_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = Reader()
+    cache = LinkCache(reader, campaign_seconds=60)
+    assert (await cache.route("c1")).disabled is False  # type: ignore[union-attr]
+    from dataclasses import replace
+
+    reader.campaign = replace(CAMPAIGN, disabled=True)
+    assert cache.cached("c1").disabled is False  # type: ignore[union-attr]
+    cache.forget_campaign(7)
+    assert cache.cached("c1") is None  # must go to the store now
+    assert (await cache.route("c1")).disabled is True  # type: ignore[union-attr]
+
+
+async def test_store_errors_propagate() -> None:
+    reader = Reader()
+    reader.fail = True
+    with pytest.raises(StoreError):
+        await LinkCache(reader).route("c1")
