@@ -152,6 +152,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 3
     if first_key:
         _welcome(settings, first_key)
+    if "://0.0.0.0" in settings.base_url:
+        print(
+            f"tracker: warning: short URLs will start with {settings.base_url}/, which no phone"
+            " can open; set TRACKER_BASE_URL to the public address of this service",
+            file=sys.stderr,
+            flush=True,
+        )
     # Workers are separate processes that build the app from the environment.
     os.environ.update(
         {"TRACKER_" + name.upper(): str(getattr(settings, name)) for name in _SETTING_FLAGS}

@@ -5,6 +5,7 @@ import orjson
 import pytest
 
 from tests.conftest import BASE_URL, MakeKey
+from tracker.store.base import StoreError
 from tracker.store.sqlite import SqliteStore
 from tracker.web.api import links as links_api
 
@@ -405,3 +406,31 @@ async def test_allowed_schemes_per_workspace(
     )
     assert refused.status_code == 422
     assert refused.json()["error"]["field"] == "allowed_schemes[0]"
+
+
+async def test_ndjson_store_failure_ends_with_an_error_line(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    campaign: dict[str, object],
+    store: SqliteStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(links_api, "NDJSON_CHUNK", 5)
+    real = store.issue_links
+    calls = 0
+
+    async def failing_second_time(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise StoreError("disk I/O error")
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "issue_links", failing_second_time)
+    body = ndjson(*({"ref": f"r{n}"} for n in range(12)))
+    response = await client.post(links_url(campaign), content=body, headers={**auth, **NDJSON})
+    out = lines(response)
+    assert [item["ref"] for item in out[:5]] == [f"r{n}" for n in range(5)]
+    assert out[5]["error"]["code"] == "store_unavailable"  # type: ignore[index]
+    assert len(out) == 6
+    assert await count_links(store) == 5

@@ -113,13 +113,14 @@ class Fields:
             return None
         try:
             moment = datetime.fromisoformat(value)
-        except ValueError:
+            moment = moment.astimezone(UTC) if moment.tzinfo is not None else None
+        except (ValueError, OverflowError):
             moment = None
-        if moment is None or moment.tzinfo is None:
+        if moment is None:
             raise invalid(
                 self.name(key), "must be an RFC 3339 time with offset, e.g. 2026-01-31T18:00:00Z"
             )
-        return moment.astimezone(UTC)
+        return moment
 
     def url(self, key: str, allowed_schemes: Collection[str], required: bool = False) -> str | None:
         value = self.raw(key, required)
