@@ -1,11 +1,17 @@
 -- Clicks: every hit on a short code that was answered with a redirect, human or not.
 -- kind/rule/device/os/browser come from tracker.agents and can be recomputed from
 -- user_agent (`tracker reclassify`). ip is anonymised before it gets here (see README).
+--
+-- This is the table every redirect writes to, so it carries as little as it can:
+-- link_id and campaign_id are not declared as foreign keys (the redirect took them from
+-- the links it just read; a foreign-key check would cost a B-tree lookup per click), and
+-- there are two indexes: click ids (time-ordered, so inserts append) for attribution, and
+-- (campaign_id, link_id) for per-recipient and per-campaign results.
 
 CREATE TABLE clicks (
     id          INTEGER PRIMARY KEY,
-    link_id     INTEGER NOT NULL REFERENCES links (id),
-    campaign_id INTEGER REFERENCES campaigns (id),
+    link_id     INTEGER NOT NULL,
+    campaign_id INTEGER,
     clicked_at  INTEGER NOT NULL,
     click_id    TEXT NOT NULL UNIQUE,
     method      TEXT NOT NULL,
@@ -19,5 +25,4 @@ CREATE TABLE clicks (
     referrer    TEXT
 );
 
-CREATE INDEX clicks_by_link ON clicks (link_id, clicked_at);
-CREATE INDEX clicks_by_campaign ON clicks (campaign_id, clicked_at);
+CREATE INDEX clicks_by_campaign_link ON clicks (campaign_id, link_id);

@@ -29,9 +29,11 @@ async def test_concurrent_issues_never_share_ids_or_codes(store: SqliteStore) ->
     every = [code for codes_ in results for code in codes_]
     assert len(set(every)) == 2000
     for code in every[:50]:
-        link = await store.find_link(code)
+        link_id = codes.decode(code)
+        assert link_id is not None
+        link = await store.find_link(link_id)
         assert link is not None
-        assert codes.decode(code) == link.id
+        assert link.code == code
 
 
 async def test_failed_batch_rolls_back(store: SqliteStore) -> None:
@@ -83,3 +85,21 @@ async def test_closed_store_says_so(store: SqliteStore) -> None:
         await store.ping()
     await store.open()
     await store.ping()
+
+
+async def test_lookups_see_links_issued_after_their_snapshot(store: SqliteStore) -> None:
+    workspace = await store.ensure_workspace("w")
+    assert await store.find_link(1) is None  # opens a read snapshot
+    await store.issue_links(workspace.id, None, [LinkRequest(None, None, None, "https://x/")],
+                            lambda i: f"c{i}")  # fmt: skip
+    link = await store.find_link(1)  # the snapshot predates it: retried fresh
+    assert link is not None
+    assert link.code == "c1"
+
+
+async def test_campaign_reads_are_always_fresh(store: SqliteStore) -> None:
+    workspace = await store.ensure_workspace("w")
+    campaign = await store.add_campaign(workspace.id, SPEC)
+    assert (await store.find_campaign(campaign.id)).disabled is False  # type: ignore[union-attr]
+    await store.update_campaign(workspace.id, campaign.id, {"disabled": True})
+    assert (await store.find_campaign(campaign.id)).disabled is True  # type: ignore[union-attr]

@@ -39,6 +39,14 @@ def test_body_is_exactly_hashids() -> None:
         assert book.encode(link_id)[:-TAG_LENGTH] == reference.encode(link_id), link_id
 
 
+def test_decode_is_exactly_hashids() -> None:
+    book = CodeBook(SECRET)
+    reference = hashids.Hashids(salt=book._hashids._salt, alphabet=ALPHABET)
+    for link_id in [*range(1, 3001), 10**6 + 7, 10**9 + 123, 2**40 + 5]:
+        code = book.encode(link_id)
+        assert book.decode(code) == link_id == reference.decode(code[:-TAG_LENGTH])[0]
+
+
 def test_codes_are_alphanumeric_and_unique(book: CodeBook) -> None:
     codes = [book.encode(n) for n in range(1, 20_001)]
     assert len(set(codes)) == len(codes)

@@ -28,13 +28,14 @@ class Reader:
         self.campaign = CAMPAIGN
         self.fail = False
 
-    async def find_link(self, code: str) -> Link | None:
+    async def find_link(self, link_id: int) -> Link | None:
         if self.fail:
             raise StoreError("locked")
+        code = f"c{link_id}"
         self.link_reads.append(code)
-        if not code.startswith("c"):
+        if link_id >= 1000:
             return None
-        n = int(code[1:])
+        n = link_id
         variant = "AB"[n % 2]
         params = {"p": str(n)} if n % 3 == 0 else None
         return Link(n, code, 1, 7, f"r{n}", variant, None, params, NOW)
@@ -46,27 +47,28 @@ class Reader:
 
 async def test_routes_and_bases() -> None:
     cache = LinkCache(Reader())
-    a = await cache.route("c1")  # variant B, no params: the campaign's variant base
-    b = await cache.route("c3")  # variant B, params: its own base
+    a = await cache.route("c1", 1)  # variant B, no params: the campaign's variant base
+    b = await cache.route("c3", 3)  # variant B, params: its own base
     assert a is not None and b is not None
     assert a.base == "https://shop.example/b?utm_source=sms&utm_content=bee"
     assert b.base == "https://shop.example/b?utm_source=sms&utm_content=bee&p=3"
     assert a.click_id_param == "tclid"
-    assert await cache.route("x1") is None
+    assert await cache.route("c1000", 1000) is None  # no such link
+    assert await cache.route("c9", 1) is None  # the row's code differs: not that link
 
 
 async def test_lru_is_bounded_and_hits_need_no_read() -> None:
     reader = Reader()
     cache = LinkCache(reader, size=3)
     for code in ("c1", "c2", "c3"):
-        await cache.route(code)
+        await cache.route(code, int(code[1:]))
     assert cache.cached("c1") is not None  # refreshes c1
-    await cache.route("c4")  # evicts the least recently used: c2
+    await cache.route("c4", 4)  # evicts the least recently used: c2
     assert cache.cached("c2") is None
     assert cache.cached("c1") is not None
     reads = len(reader.link_reads)
     for _ in range(5):
-        await cache.route("c4")
+        await cache.route("c4", 4)
     assert len(reader.link_reads) == reads
     assert reader.campaign_reads == 1
 
@@ -74,18 +76,18 @@ async def test_lru_is_bounded_and_hits_need_no_read() -> None:
 async def test_campaign_state_is_reread_after_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
     reader = Reader()
     cache = LinkCache(reader, campaign_seconds=60)
-    assert (await cache.route("c1")).disabled is False  # type: ignore[union-attr]
+    assert (await cache.route("c1", 1)).disabled is False  # type: ignore[union-attr]
     from dataclasses import replace
 
     reader.campaign = replace(CAMPAIGN, disabled=True)
     assert cache.cached("c1").disabled is False  # type: ignore[union-attr]
     cache.forget_campaign(7)
     assert cache.cached("c1") is None  # must go to the store now
-    assert (await cache.route("c1")).disabled is True  # type: ignore[union-attr]
+    assert (await cache.route("c1", 1)).disabled is True  # type: ignore[union-attr]
 
 
 async def test_store_errors_propagate() -> None:
     reader = Reader()
     reader.fail = True
     with pytest.raises(StoreError):
-        await LinkCache(reader).route("c1")
+        await LinkCache(reader).route("c1", 1)

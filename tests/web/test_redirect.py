@@ -90,8 +90,9 @@ async def test_redirect_writes_the_click(
     assert click["referrer"] == "https://sms.example/"
     assert click["ip"] == "127.0.0.0"  # httpx's ASGI transport says the client is 127.0.0.1
     assert click["campaign_id"] == campaign["id"]
-    link = await store.find_link(code)
+    link = await store.find_link(client.app.services.codes.decode(code))  # type: ignore[attr-defined]
     assert link is not None
+    assert link.code == code
     assert click["link_id"] == link.id
 
 
@@ -177,12 +178,12 @@ async def test_tampered_code_is_refused_without_a_store_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     code = await issue(client, auth, campaign)
-    reads: list[str] = []
+    reads: list[int] = []
     real = store.find_link
 
-    async def counting(code: str):  # type: ignore[no-untyped-def]
-        reads.append(code)
-        return await real(code)
+    async def counting(link_id: int):  # type: ignore[no-untyped-def]
+        reads.append(link_id)
+        return await real(link_id)
 
     monkeypatch.setattr(store, "find_link", counting)
     tampered = code[:-1] + ("a" if code[-1] != "a" else "b")
@@ -193,7 +194,7 @@ async def test_tampered_code_is_refused_without_a_store_read(
     book = client.app.services.codes  # type: ignore[attr-defined]
     unknown = book.encode(987_654)
     assert (await client.get(f"/{unknown}")).status_code == 404
-    assert reads == [unknown]
+    assert reads == [987_654]
     assert await clicks(store) == []
 
 
@@ -285,7 +286,7 @@ async def test_lookup_failure_is_a_503_page(
 ) -> None:
     code = await issue(client, auth, campaign)
 
-    async def broken(code: str) -> None:
+    async def broken(link_id: int) -> None:
         raise StoreError("database is locked")
 
     monkeypatch.setattr(store, "find_link", broken)

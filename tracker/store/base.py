@@ -30,10 +30,11 @@ class Conflict(StoreError):
 
 
 class LinkReader(Protocol):
-    """What the redirect reads: a link by its code, a campaign by its id. Both are meant to
-    answer in microseconds (the SQLite backend does not even leave the event loop)."""
+    """What the redirect reads: a link by its id (decoded from its code), a campaign by its
+    id. Both are meant to answer in microseconds (the SQLite backend does not even leave the
+    event loop). A campaign read sees every change committed before it."""
 
-    async def find_link(self, code: str) -> Link | None: ...
+    async def find_link(self, link_id: int) -> Link | None: ...
 
     async def find_campaign(self, campaign_id: int) -> Campaign | None: ...
 

@@ -46,6 +46,8 @@ PRAGMAS = (
     "PRAGMA cache_size=-65536",
 )
 
+SNAPSHOT_SECONDS = 0.5
+
 # The redirect's lookups read pages straight from the mapped file: no read() syscall per
 # B-tree page when a million links do not fit the page cache.
 MMAP = "PRAGMA mmap_size=1073741824"
@@ -85,6 +87,7 @@ class SqliteStore:
         self._reader: aiosqlite.Connection | None = None
         self._lookup: sqlite3.Connection | None = None
         self._lookup_uri = Path(path).absolute().as_uri() + "?mode=ro"
+        self._snapshot_at = float("-inf")
         self._write_lock = asyncio.Lock()
         self._secret: bytes | None = None
 
@@ -336,21 +339,41 @@ class SqliteStore:
         adhoc = iter(link for link in issued_fresh if link.ref is None)
         return [found[r.ref] if r.ref is not None else next(adhoc) for r in requests]
 
-    async def find_link(self, code: str) -> Link | None:
-        row = self._lookup_one(f"SELECT {_LINK_COLUMNS} FROM links WHERE code = ?", (code,))
+    async def find_link(self, link_id: int) -> Link | None:
+        sql = f"SELECT {_LINK_COLUMNS} FROM links WHERE id = ?"
+        row = self._lookup_one(sql, (link_id,))
+        if row is None:  # issued since our snapshot began?
+            row = self._lookup_one(sql, (link_id,), fresh=True)
         return None if row is None else _link(row)
 
     async def find_campaign(self, campaign_id: int) -> Campaign | None:
-        row = self._lookup_one(
-            f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?", (campaign_id,)
-        )
+        sql = f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?"
+        row = self._lookup_one(sql, (campaign_id,), fresh=True)
         return None if row is None else _campaign(row)
 
-    def _lookup_one(self, sql: str, params: Sequence[Any]) -> Any:
-        if self._lookup is None:
+    def _lookup_one(self, sql: str, params: Sequence[Any], fresh: bool = False) -> Any:
+        """One row through the lookup connection, inside a read snapshot kept for up to
+        ``SNAPSHOT_SECONDS``.
+
+        SQLite empties a connection's page cache whenever another connection has committed
+        since its last read transaction, and the click writer commits every few
+        milliseconds: a lookup in a fresh transaction each time re-reads its B-tree pages
+        (≈ 45 µs instead of ≈ 15 µs per link with a million links). Links never change once
+        written, so an older snapshot only misses links issued since it began, and
+        ``find_link`` retries those in a fresh one; campaigns, which do change, are always
+        read fresh (the link cache asks for them rarely).
+        """
+        conn = self._lookup
+        if conn is None:
             raise StoreError("the store is not open")
         try:
-            return self._lookup.execute(sql, params).fetchone()
+            now = time.monotonic()
+            if fresh or now - self._snapshot_at > SNAPSHOT_SECONDS:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+                conn.execute("BEGIN")
+                self._snapshot_at = now
+            return conn.execute(sql, params).fetchone()
         except sqlite3.Error as error:
             raise StoreError(f"lookup failed: {error}") from error
 

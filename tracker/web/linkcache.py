@@ -72,12 +72,13 @@ class LinkCache:
         self._links.move_to_end(code)
         return _route(link, campaign)
 
-    async def route(self, code: str) -> Route | None:
-        """Where ``code`` leads, or ``None`` for an unknown code. Raises ``StoreError``."""
+    async def route(self, code: str, link_id: int) -> Route | None:
+        """Where ``code`` (of link ``link_id``) leads, or ``None`` for an unknown code.
+        Raises ``StoreError``."""
         link = self._links.get(code)
         if link is None:
-            found = await self._store.find_link(code)
-            if found is None:
+            found = await self._store.find_link(link_id)
+            if found is None or found.code != code:
                 return None
             campaign = None
             if found.campaign_id is not None:

@@ -1,10 +1,10 @@
 """The hot path: ``GET|HEAD /{code}`` → 302, with the click handed to the click writer.
 
-Dispatched before Starlette's router (see ``tracker.app.Front``). Per request it does: the
-code's tag check (a forged code is a 404 without any store read), a cache lookup (on a miss,
-a primary-key read that stays on the event loop), the per-request part of the destination,
-a fresh click id, and a ``submit`` to the click writer. No SQL write, no user-agent parsing,
-no JSON: those happen in the writer.
+Dispatched before Starlette's router (see ``tracker.app.Front``). Per request it does: a
+cache lookup — on a miss, the code's tag check (a forged code is a 404 without any store
+read), its link id, and a primary-key read that stays on the event loop — then the
+per-request part of the destination, a fresh click id, and a ``submit`` to the click
+writer. No SQL write, no user-agent parsing, no JSON: those happen in the writer.
 """
 
 from __future__ import annotations
@@ -55,10 +55,11 @@ class Redirector:
         head = scope["method"] == "HEAD"
         route = self._links.cached(code)
         if route is None:
-            if not self._codes.verify(code):
+            link_id = self._codes.decode(code)  # None unless the code's tag verifies
+            if link_id is None:
                 return await _page_response(send, 404, NOT_FOUND, head)
             try:
-                route = await self._links.route(code)
+                route = await self._links.route(code, link_id)
             except StoreError:
                 log.exception("redirect: store lookup failed for a valid code")
                 return await _page_response(send, 503, UNAVAILABLE, head)

@@ -120,7 +120,8 @@ async def create_link(request: Request) -> Response:
         params = fields.string_map("params", max_items=MAX_PARAMS)
         link_request = LinkRequest(ref=None, params=params, destination=destination)
     (issued,) = await _issue(services, campaign, [link_request], principal.workspace.id)
-    link = await services.store.find_link(issued.code)
+    link_id = services.codes.decode(issued.code)
+    link = None if link_id is None else await services.store.find_link(link_id)
     if link is None:
         raise StoreError("a link vanished right after it was written")
     return json_response(
