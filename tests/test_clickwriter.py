@@ -174,3 +174,15 @@ async def test_batches_respect_the_size(batch_size: int) -> None:
     await writer.close()
     assert sink.written == [f"id{n}" for n in range(30)]
     assert max(len(b) for b in sink.batches) <= batch_size
+
+
+async def test_fast_mode_lets_a_batch_gather() -> None:
+    sink = Sink()
+    writer = ClickWriter(sink, prepare, durable=False, linger=0.05)
+    writer.submit(click(0))
+    await asyncio.sleep(0.01)
+    for n in range(1, 50):
+        writer.submit(click(n))
+    await asyncio.sleep(0.1)
+    assert sink.batches == [[f"id{n}" for n in range(50)]]  # one commit, not fifty
+    await writer.close()

@@ -7,9 +7,9 @@ load each commit carries many clicks. Two modes:
   has committed; the redirect answers only then, so a click whose 302 was sent survives a
   ``kill -9``. If the store fails, or has not committed within ``max_wait`` seconds, the
   future completes anyway — the recipient gets the redirect — and the click stays queued.
-* ``fast``: ``submit`` returns ``None`` and the redirect answers at once; the batch commits
-  within a few milliseconds. A ``kill -9`` loses what was queued (bounded by the load of a
-  few milliseconds); a SIGTERM drains it.
+* ``fast``: ``submit`` returns ``None`` and the redirect answers at once; clicks gather for
+  ``linger`` (5 ms) and commit together. A ``kill -9`` loses what was queued (a few
+  milliseconds' worth); a SIGTERM drains it.
 
 A batch that fails is retried with backoff for ``retry_seconds``, then dropped. When the
 queue holds ``queue_size`` clicks, new ones are dropped. Either way the redirect still goes
@@ -44,6 +44,7 @@ class ClickWriter:
         batch_size: int = 1_000,
         retry_seconds: float = 60.0,
         max_wait: float = 2.0,
+        linger: float = 0.005,
     ) -> None:
         self.durable = durable
         self._sink = sink
@@ -53,6 +54,7 @@ class ClickWriter:
         self._batch_size = batch_size
         self._retry_seconds = retry_seconds
         self._max_wait = max_wait
+        self._linger = linger
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -102,6 +104,10 @@ class ClickWriter:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
+                if not self.durable and len(self._queue) < self._batch_size and not self._closing:
+                    # Fast mode: let a batch gather for a few milliseconds. Under load that
+                    # turns many tiny commits, each a trip to the writer thread, into few.
+                    await asyncio.sleep(self._linger)
                 count = min(len(self._queue), self._batch_size)
                 batch = [self._queue.popleft() for _ in range(count)]
                 self._writing = batch

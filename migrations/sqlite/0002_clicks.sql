@@ -5,8 +5,10 @@
 -- This is the table every redirect writes to, so it carries as little as it can:
 -- link_id and campaign_id are not declared as foreign keys (the redirect took them from
 -- the links it just read; a foreign-key check would cost a B-tree lookup per click), and
--- there are two indexes: click ids (time-ordered, so inserts append) for attribution, and
--- (campaign_id, link_id) for per-recipient and per-campaign results.
+-- both indexes grow at their end: click ids start with the time, and clicks of a campaign
+-- arrive in time order. An index by link would take each click of a per-recipient
+-- campaign to a random page of the B-tree (measured: a third of the redirect's
+-- throughput); per-link questions read a campaign's clicks through its index instead.
 
 CREATE TABLE clicks (
     id          INTEGER PRIMARY KEY,
@@ -25,4 +27,4 @@ CREATE TABLE clicks (
     referrer    TEXT
 );
 
-CREATE INDEX clicks_by_campaign_link ON clicks (campaign_id, link_id);
+CREATE INDEX clicks_by_campaign_time ON clicks (campaign_id, clicked_at);

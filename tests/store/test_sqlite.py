@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from tracker.codes import CodeBook
 from tracker.models import CampaignSpec, LinkRequest, Variant
 from tracker.store.base import StoreError
-from tracker.store.sqlite import SqliteStore
+from tracker.store.sqlite import Checkpointer, SqliteStore
 
 SPEC = CampaignSpec(name="c", slug="c", destination="https://x.example/", variants=(Variant("A"),))
 
@@ -103,3 +105,19 @@ async def test_campaign_reads_are_always_fresh(store: SqliteStore) -> None:
     assert (await store.find_campaign(campaign.id)).disabled is False  # type: ignore[union-attr]
     await store.update_campaign(workspace.id, campaign.id, {"disabled": True})
     assert (await store.find_campaign(campaign.id)).disabled is True  # type: ignore[union-attr]
+
+
+async def test_checkpointer_moves_the_log_into_the_database_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "t.db")
+    store = SqliteStore(path)
+    store._checkpointer = Checkpointer(path, interval=0.05)
+    await store.open()
+    try:
+        await store.ensure_workspace("only in the log until a checkpoint")
+        await asyncio.sleep(0.4)
+        # immutable=1 reads the database file alone, ignoring the write-ahead log
+        with sqlite3.connect(f"file:{path}?immutable=1", uri=True) as conn:
+            (count,) = conn.execute("SELECT count(*) FROM workspaces").fetchone()
+        assert count == 1
+    finally:
+        await store.close()
