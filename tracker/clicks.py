@@ -21,23 +21,26 @@ def to_rows(
     rows = []
     for click in clicks:
         user_agent = click.user_agent[:MAX_USER_AGENT]
-        verdict = classify(user_agent, click.method)
-        address = client_address(click.peer, click.forwarded_for, trusted)
+        kind, rule, device, os, browser = classify(user_agent, click.method)
+        address = (
+            click.peer if not trusted else client_address(click.peer, click.forwarded_for, trusted)
+        )
+        referrer = click.referrer
         rows.append(
             ClickRow(
-                link_id=click.link_id,
-                campaign_id=click.campaign_id,
-                clicked_at_ms=click.clicked_at_ms,
-                click_id=click.click_id,
-                method=click.method,
-                kind=verdict.kind,
-                rule=verdict.rule,
-                device=verdict.device,
-                os=verdict.os,
-                browser=verdict.browser,
-                user_agent=user_agent,
-                ip=stored_address(address, ip_storage),
-                referrer=None if click.referrer is None else click.referrer[:MAX_REFERRER],
+                click.link_id,
+                click.campaign_id,
+                click.clicked_at_ms,
+                click.click_id,
+                click.method,
+                kind,
+                rule,
+                device,
+                os,
+                browser,
+                user_agent,
+                stored_address(address, ip_storage),
+                None if referrer is None else referrer[:MAX_REFERRER],
             )
         )
     return rows
