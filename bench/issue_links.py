@@ -24,50 +24,22 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.ndjson import post_recipients
 from tests.e2e.server import running_server
 from tracker.store.migrations import migrate_sqlite
 
-SEND_CHUNK = 64 * 1024
-
 
 async def stream_ndjson(url: str, path: str, key: str, lines: int) -> tuple[float, int, bytes]:
-    """POST ``lines`` recipients with chunked encoding while reading the answer."""
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-        "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode()
+    """Stream ``lines`` recipients; (seconds, links answered, last bytes of the answer)."""
+    seen = {"codes": 0, "tail": b""}
 
-    async def send() -> None:
-        writer.write(head)
-        batch: list[bytes] = []
-        for n in range(lines):
-            batch.append(b'{"ref":"r%08d"}\n' % n)
-            if len(batch) == 2000:
-                body = b"".join(batch)
-                writer.write(b"%x\r\n%s\r\n" % (len(body), body))
-                batch = []
-                await writer.drain()
-        if batch:
-            body = b"".join(batch)
-            writer.write(b"%x\r\n%s\r\n" % (len(body), body))
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
+    def count(chunk: bytes) -> None:
+        tail = seen["tail"][-8:]  # a '"code"' split across two chunks
+        seen["codes"] += (tail + chunk).count(b'"code"') - tail.count(b'"code"')
+        seen["tail"] = chunk
 
-    async def receive() -> tuple[int, bytes]:
-        codes, tail = 0, b""
-        while chunk := await reader.read(1 << 20):
-            codes += (tail[-8:] + chunk).count(b'"code"') - tail[-8:].count(b'"code"')
-            tail = chunk
-        return codes, tail
-
-    started = time.perf_counter()
-    _, (codes, tail) = await asyncio.gather(send(), receive())
-    elapsed = time.perf_counter() - started
-    writer.close()
-    return elapsed, codes, tail
+    elapsed = await post_recipients(url, path, key, lines, count)
+    return elapsed, int(seen["codes"]), bytes(seen["tail"])
 
 
 def ceiling(lines: int) -> float:

@@ -42,6 +42,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.ndjson import post_recipients
 from tests.e2e.server import free_port, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,40 +73,10 @@ NOT_PINNED = (
 
 
 async def issue_codes(url: str, path: str, key: str, lines: int) -> list[str]:
-    """POST ``lines`` recipients as chunked NDJSON while reading the answer; return the codes."""
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-        "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode()
-
-    async def send() -> None:
-        writer.write(head)
-        batch: list[bytes] = []
-        for n in range(lines):
-            batch.append(b'{"ref":"r%08d"}\n' % n)
-            if len(batch) == 2000:
-                body = b"".join(batch)
-                writer.write(b"%x\r\n%s\r\n" % (len(body), body))
-                batch = []
-                await writer.drain()
-        if batch:
-            body = b"".join(batch)
-            writer.write(b"%x\r\n%s\r\n" % (len(body), body))
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
-
-    async def receive() -> bytes:
-        parts = []
-        while chunk := await reader.read(1 << 20):
-            parts.append(chunk)
-        return b"".join(parts)
-
-    _, raw = await asyncio.gather(send(), receive())
-    writer.close()
-    body = _http_body(raw)
+    """Issue ``lines`` links through the NDJSON endpoint; return their codes in order."""
+    parts: list[bytes] = []
+    await post_recipients(url, path, key, lines, parts.append)
+    body = _http_body(b"".join(parts))
     codes = [code.decode() for code in re.findall(rb'"code"\s*:\s*"([^"]+)"', body)]
     if len(codes) != lines:
         raise RuntimeError(f"{len(codes)} links answered of {lines}; tail {body[-300:]!r}")
