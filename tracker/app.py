@@ -14,11 +14,17 @@ from starlette.types import Receive, Scope, Send
 
 from tracker.config import Settings
 from tracker.store import open_store
-from tracker.store.base import Store
+from tracker.store.base import Store, StoreError
 from tracker.web import ops
 from tracker.web.api import campaigns, links, workspace
 from tracker.web.api.auth import AuthMiddleware
-from tracker.web.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from tracker.web.errors import (
+    ApiError,
+    handle_api_error,
+    handle_http_exception,
+    handle_store_error,
+    handle_unexpected,
+)
 from tracker.web.services import Services
 from tracker.web.telemetry import TelemetryMiddleware
 
@@ -101,6 +107,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Front:
         lifespan=lifespan,
         exception_handlers={
             ApiError: handle_api_error,
+            StoreError: handle_store_error,
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },

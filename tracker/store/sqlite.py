@@ -172,13 +172,17 @@ class SqliteStore:
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
             conn = self._w
-            await conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # also when COMMIT itself failed
+                        await conn.execute("ROLLBACK")
+                    raise
+            except (aiosqlite.Error, sqlite3.Error) as error:
+                raise StoreError(f"write failed: {error}") from error
 
     async def _read_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         async with self._r.execute(sql, params) as cursor:
@@ -469,16 +473,19 @@ class Checkpointer:
         self._path = path
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="checkpoint")
 
     async def stop(self) -> None:
+        """Ends the loop between checkpoints: a checkpoint running in its thread is never
+        cancelled, so the connection is closed only once that thread has returned."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            await self._task
             self._task = None
 
     async def _run(self) -> None:
@@ -487,13 +494,18 @@ class Checkpointer:
         )
         try:
             while True:
-                await asyncio.sleep(self._interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._interval)
+                if self._stopping.is_set():
+                    return
                 try:
-                    await asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                    await asyncio.shield(
+                        asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                    )
                 except sqlite3.Error as error:
                     log.warning("checkpoint failed: %s", error)
         finally:
-            await asyncio.to_thread(_checkpoint_and_close, conn)
+            await asyncio.shield(asyncio.to_thread(_checkpoint_and_close, conn))
 
 
 def _checkpoint_and_close(conn: sqlite3.Connection) -> None:

@@ -94,3 +94,8 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(ApiError(500, "internal_error", "unexpected server error"))
+
+
+async def handle_store_error(request: Request, exc: Exception) -> Response:
+    log.error("store error on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(ApiError(503, "store_unavailable", "the store cannot answer now"))
