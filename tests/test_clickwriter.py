@@ -186,3 +186,15 @@ async def test_fast_mode_lets_a_batch_gather() -> None:
     await asyncio.sleep(0.1)
     assert sink.batches == [[f"id{n}" for n in range(50)]]  # one commit, not fifty
     await writer.close()
+
+
+async def test_clicks_queued_behind_a_failing_batch_are_released_too() -> None:
+    sink = Sink(failures=1000)
+    sink.delay = 0.01
+    writer = ClickWriter(sink, prepare, durable=True, retry_seconds=5, max_wait=5)
+    first = writer.submit(click(1))
+    await asyncio.sleep(0.001)  # the first batch is being written
+    behind = writer.submit(click(2))
+    assert first is not None and behind is not None
+    await asyncio.wait_for(asyncio.gather(first, behind), 1)  # not after the 5 s retries
+    await writer.close(grace=0.05)

@@ -133,7 +133,8 @@ class ClickWriter:
                 await self._sink.record_clicks(rows)
             except StoreError as error:
                 self.failures += 1
-                self._release(batch)  # the recipients get their redirects now
+                self._release(batch)  # the recipients get their redirects now,
+                self._release(list(self._queue))  # and so do those queued behind them
                 if time.monotonic() + delay > deadline:
                     self.dropped += len(rows)
                     log.error("click writer: %d clicks dropped: %s", len(rows), error)
