@@ -121,3 +121,22 @@ async def test_checkpointer_moves_the_log_into_the_database_file(tmp_path: Path)
         assert count == 1
     finally:
         await store.close()
+
+
+async def test_an_idle_lookup_snapshot_is_ended_by_the_checkpointer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracker.store import sqlite as backend
+
+    monkeypatch.setattr(backend, "SNAPSHOT_SECONDS", 0.01)
+    path = str(tmp_path / "t.db")
+    store = SqliteStore(path)
+    store._checkpointer = Checkpointer(path, interval=0.05, on_tick=store._end_stale_snapshot)
+    await store.open()
+    try:
+        await store.find_link(1)  # opens a snapshot, then nothing reads again
+        assert store._lookup is not None and store._lookup.in_transaction
+        await asyncio.sleep(0.3)
+        assert not store._lookup.in_transaction
+    finally:
+        await store.close()

@@ -97,7 +97,7 @@ class SqliteStore:
         self._lookup: sqlite3.Connection | None = None
         self._lookup_uri = Path(path).absolute().as_uri() + "?mode=ro"
         self._snapshot_at = float("-inf")
-        self._checkpointer = Checkpointer(path)
+        self._checkpointer = Checkpointer(path, on_tick=self._end_stale_snapshot)
         self._write_lock = asyncio.Lock()
         self._secret: bytes | None = None
 
@@ -369,6 +369,14 @@ class SqliteStore:
         row = self._lookup_one(sql, (campaign_id,), fresh=True)
         return None if row is None else _campaign(row)
 
+    def _end_stale_snapshot(self) -> None:
+        """An idle snapshot (every redirect served from the cache) would keep the WAL from
+        being reset; the checkpointer ends it once it is older than ``SNAPSHOT_SECONDS``."""
+        conn = self._lookup
+        stale = time.monotonic() - self._snapshot_at > SNAPSHOT_SECONDS
+        if conn is not None and conn.in_transaction and stale:
+            conn.execute("COMMIT")
+
     def _lookup_one(self, sql: str, params: Sequence[Any], fresh: bool = False) -> Any:
         """One row through the lookup connection, inside a read snapshot kept for up to
         ``SNAPSHOT_SECONDS``.
@@ -469,8 +477,11 @@ class Checkpointer:
     processes on one file, each runs one; SQLite lets one at a time proceed.
     """
 
-    def __init__(self, path: str, interval: float = 1.0) -> None:
+    def __init__(
+        self, path: str, interval: float = 1.0, on_tick: Callable[[], None] | None = None
+    ) -> None:
         self._path = path
+        self._on_tick = on_tick
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -498,6 +509,8 @@ class Checkpointer:
                     await asyncio.wait_for(self._stopping.wait(), self._interval)
                 if self._stopping.is_set():
                     return
+                if self._on_tick is not None:
+                    self._on_tick()  # on the event loop, like the lookups it tidies
                 try:
                     await asyncio.shield(
                         asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
