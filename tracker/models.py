@@ -120,3 +120,52 @@ class ClickRow(NamedTuple):
     user_agent: str
     ip: str | None
     referrer: str | None
+
+
+class ConversionInput(NamedTuple):
+    """A conversion as the shop reported it, validated."""
+
+    event: str
+    occurred_at_ms: int
+    source: str  # pixel | snippet | webhook | api
+    click_id: str | None = None
+    campaign_id: int | None = None
+    ref: str | None = None
+    order_id: str | None = None
+    value: Decimal | None = None
+    currency: str | None = None
+
+
+class ConversionResult(NamedTuple):
+    id: int
+    duplicate: bool
+    campaign_id: int | None  # set when attributed
+    variant: str | None
+    reason: str | None  # set when not attributed
+
+    @property
+    def attributed(self) -> bool:
+        return self.reason is None
+
+
+class MessageEvent(NamedTuple):
+    """A delivery receipt or opt-out for one recipient, named by ``ref`` or by ``code``."""
+
+    status: str  # sent | delivered | failed | opted_out
+    at_ms: int
+    ref: str | None = None
+    code: str | None = None
+    error: str | None = None
+
+
+class EventsResult(NamedTuple):
+    recorded: int
+    duplicates: int
+    unknown: list[int]  # indexes (in the batch given) of events naming no link of the campaign
+
+
+class WebhookSecret(NamedTuple):
+    id: int
+    salt: bytes
+    created_at: datetime
+    expires_at: datetime | None  # None: current, with no end

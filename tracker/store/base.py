@@ -13,20 +13,21 @@ from tracker.models import (
     Campaign,
     CampaignSpec,
     ClickRow,
+    ConversionInput,
+    ConversionResult,
+    EventsResult,
     IssuedLink,
     Link,
     LinkRequest,
+    MessageEvent,
     Principal,
+    WebhookSecret,
     Workspace,
 )
 
 
 class StoreError(Exception):
     """The store cannot do what was asked (unreachable, misconfigured, schema mismatch)."""
-
-
-class Conflict(StoreError):
-    """A write would break a uniqueness rule."""
 
 
 class LinkReader(Protocol):
@@ -104,3 +105,35 @@ class Store(LinkReader, ClickSink, Protocol):
         self, classify: Callable[[str, str], tuple[str, str, str, str, str]], batch: int = 5000
     ) -> tuple[int, int]:
         """Apply ``classify(user_agent, method)`` to every stored click; (seen, changed)."""
+
+    # Conversions, receipts, webhook secrets
+
+    async def click_workspace(self, click_id: str) -> int | None:
+        """The workspace a stored click belongs to."""
+
+    async def record_conversions(
+        self, workspace_id: int, conversions: Sequence[ConversionInput]
+    ) -> list[ConversionResult]:
+        """Attribute (``tracker.attribution``) and store each conversion in one transaction,
+        in order; a conversion that repeats a stored one (or an earlier one of the batch) is
+        not stored again and answers the stored one's result with ``duplicate`` set."""
+
+    async def record_message_events(
+        self, campaign_id: int, events: Sequence[MessageEvent]
+    ) -> EventsResult:
+        """Store each receipt of a link of the campaign once per (link, status), in one
+        transaction; events naming no link of the campaign are reported, not stored."""
+
+    @property
+    def webhook_key(self) -> bytes:
+        """The server key webhook secrets are derived from; available once open."""
+        ...
+
+    async def webhook_salts(self, workspace_id: int) -> list[bytes]:
+        """The salts of the secrets that verify now, newest first."""
+
+    async def rotate_webhook_secret(
+        self, workspace_id: int, salt: bytes, grace_ms: int
+    ) -> list[WebhookSecret]: ...
+
+    async def list_webhook_secrets(self, workspace_id: int) -> list[WebhookSecret]: ...

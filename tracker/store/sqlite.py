@@ -23,15 +23,21 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from tracker import attribution
 from tracker.models import (
     Campaign,
     CampaignSpec,
     ClickRow,
+    ConversionInput,
+    ConversionResult,
+    EventsResult,
     IssuedLink,
     Link,
     LinkRequest,
+    MessageEvent,
     Principal,
     Variant,
+    WebhookSecret,
     Workspace,
 )
 from tracker.store.base import StoreError
@@ -67,6 +73,8 @@ _CAMPAIGN_COLUMNS = (
 )
 _LINK_COLUMNS = "id, code, workspace_id, campaign_id, ref, variant, destination, params, created_at"
 _UPDATABLE = {"name", "fallback_url", "expires_at", "disabled"}
+HOUR_MS = 3_600_000
+DEFAULT_WINDOW_HOURS = 168  # for links without a campaign
 
 
 def now_ms() -> int:
@@ -100,6 +108,7 @@ class SqliteStore:
         self._checkpointer = Checkpointer(path, on_tick=self._end_stale_snapshot)
         self._write_lock = asyncio.Lock()
         self._secret: bytes | None = None
+        self._webhook_key: bytes | None = None
 
     # Lifecycle
 
@@ -118,13 +127,17 @@ class SqliteStore:
             # only copies pages the OS already holds (measured slower on random lookups).
             for pragma in ("PRAGMA query_only=ON", MMAP):
                 self._lookup.execute(pragma)
-            row = await self._read_one("SELECT value FROM meta WHERE name = 'code_secret'")
+            rows = await self._read_all(
+                "SELECT name, value FROM meta WHERE name IN ('code_secret', 'webhook_key')"
+            )
             self._checkpointer.start()
         except (aiosqlite.Error, sqlite3.Error) as error:
             raise StoreError(f"cannot open SQLite database {self.path!r}: {error}") from error
-        if row is None:
-            raise StoreError("the database has no code secret; run `tracker migrate`")
-        self._secret = bytes(row[0])
+        meta = {name: bytes(value) for name, value in rows}
+        if len(meta) != 2:
+            raise StoreError("the database has no server secrets; run `tracker migrate`")
+        self._secret = meta["code_secret"]
+        self._webhook_key = meta["webhook_key"]
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -449,6 +462,254 @@ class SqliteStore:
             changed += len(updates)
             last_id = rows[-1][0]
 
+    # Conversions
+
+    async def click_workspace(self, click_id: str) -> int | None:
+        """The workspace of a stored click (the pixel has no key to say it)."""
+        row = await self._read_one(
+            "SELECT l.workspace_id FROM clicks c JOIN links l ON l.id = c.link_id"
+            " WHERE c.click_id = ?",
+            (click_id,),
+        )
+        return None if row is None else int(row[0])
+
+    async def record_conversions(
+        self, workspace_id: int, conversions: Sequence[ConversionInput]
+    ) -> list[ConversionResult]:
+        """Attribute and store each conversion, or find the one it repeats."""
+        outcomes = await self._attribute(workspace_id, conversions)
+        keys = [
+            (c.event, attribution.dedupe_key(c.order_id, c.click_id, c.campaign_id, c.ref))
+            for c in conversions
+        ]
+        received = now_ms()
+        async with self._transaction() as conn:
+            wanted = [[event, key] for event, key in keys if key is not None]
+            stored: dict[tuple[str, str], ConversionResult] = {}
+            if wanted:
+                rows = await conn.execute_fetchall(
+                    "SELECT event, dedupe_key, id, campaign_id, variant, reason FROM conversions"
+                    " WHERE workspace_id = ? AND (event, dedupe_key) IN"
+                    " (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+                    (workspace_id, orjson.dumps(wanted)),
+                )
+                stored = {(r[0], r[1]): ConversionResult(r[2], True, *r[3:]) for r in rows}
+            async with conn.execute("SELECT coalesce(max(id), 0) FROM conversions") as cursor:
+                row = await cursor.fetchone()
+            next_id = int(row[0]) + 1 if row else 1
+            results, inserts = [], []
+            for conversion, key, outcome in zip(conversions, keys, outcomes, strict=True):
+                if key[1] is not None and key in stored:
+                    results.append(stored[key])
+                    continue
+                click = outcome.click
+                result = ConversionResult(
+                    next_id,
+                    False,
+                    None if click is None else click.campaign_id,
+                    None if click is None else click.variant,
+                    outcome.reason,
+                )
+                inserts.append(
+                    _conversion_row(next_id, workspace_id, conversion, key[1], outcome, received)
+                )
+                results.append(result)
+                if key[1] is not None:
+                    stored[key] = result._replace(duplicate=True)
+                next_id += 1
+            if inserts:
+                await conn.executemany(_INSERT_CONVERSION, inserts)
+        return results
+
+    async def _attribute(
+        self, workspace_id: int, conversions: Sequence[ConversionInput]
+    ) -> list[attribution.Outcome]:
+        """Gather the clicks each conversion may belong to (in a few queries for the whole
+        batch), then let ``tracker.attribution`` decide."""
+        click_ids = sorted({c.click_id for c in conversions if c.click_id is not None})
+        by_click: dict[str, attribution.ClickFact] = {}
+        if click_ids:
+            rows = await self._read_all(
+                "SELECT c.click_id, c.id, c.link_id, c.campaign_id, l.variant, c.clicked_at,"
+                " c.kind, coalesce(k.attribution_window_hours, ?)"
+                " FROM clicks c JOIN links l ON l.id = c.link_id"
+                " LEFT JOIN campaigns k ON k.id = c.campaign_id"
+                " WHERE c.click_id IN (SELECT value FROM json_each(?)) AND l.workspace_id = ?",
+                (DEFAULT_WINDOW_HOURS, orjson.dumps(click_ids), workspace_id),
+            )
+            by_click = {row[0]: _click_fact(row[1:]) for row in rows}
+        recipients = await self._recipient_clicks(
+            workspace_id,
+            {
+                (c.campaign_id, c.ref)
+                for c in conversions
+                if c.campaign_id is not None
+                and c.ref is not None
+                and (c.click_id is None or c.click_id not in by_click)
+            },
+        )
+        outcomes = []
+        for c in conversions:
+            if c.click_id is not None and (c.click_id in by_click or c.ref is None):
+                outcomes.append(attribution.by_click(by_click.get(c.click_id), c.occurred_at_ms))
+            elif c.campaign_id is not None and c.ref is not None:
+                found = recipients[(c.campaign_id, c.ref)]
+                if isinstance(found, str):
+                    outcomes.append(attribution.unattributed(found))
+                else:
+                    outcomes.append(attribution.by_recipient(found, c.occurred_at_ms))
+            else:
+                outcomes.append(attribution.unattributed(attribution.NO_CLICK_ID))
+        return outcomes
+
+    async def _recipient_clicks(
+        self, workspace_id: int, wanted: set[tuple[int, str]]
+    ) -> dict[tuple[int, str], list[attribution.ClickFact] | str]:
+        """Every click of each (campaign, ref)'s link, or the reason there is no link.
+
+        Clicks are indexed by (campaign, time), not by link (migration 0002): one pass over
+        the campaign's clicks serves every ref of the batch.
+        """
+        found: dict[tuple[int, str], list[attribution.ClickFact] | str] = {}
+        by_campaign: dict[int, list[str]] = {}
+        for campaign_id, ref in wanted:
+            by_campaign.setdefault(campaign_id, []).append(ref)
+        for campaign_id, refs in by_campaign.items():
+            row = await self._read_one(
+                "SELECT attribution_window_hours FROM campaigns WHERE id = ? AND workspace_id = ?",
+                (campaign_id, workspace_id),
+            )
+            if row is None:
+                found.update(((campaign_id, ref), attribution.UNKNOWN_CAMPAIGN) for ref in refs)
+                continue
+            window = int(row[0])
+            links = await self._read_all(
+                "SELECT id, ref, variant FROM links WHERE campaign_id = ?"
+                " AND ref IN (SELECT value FROM json_each(?))",
+                (campaign_id, orjson.dumps(refs)),
+            )
+            ref_of = {link_id: ref for link_id, ref, _ in links}
+            variant_of = {link_id: variant for link_id, _, variant in links}
+            for ref in refs:
+                found[(campaign_id, ref)] = attribution.UNKNOWN_REF
+            for ref in ref_of.values():
+                found[(campaign_id, ref)] = []
+            if not links:
+                continue
+            clicks = await self._read_all(
+                "SELECT id, link_id, clicked_at, kind FROM clicks WHERE campaign_id = ?"
+                " AND link_id IN (SELECT value FROM json_each(?))",
+                (campaign_id, orjson.dumps(list(ref_of))),
+            )
+            for row_id, link_id, clicked_at, kind in clicks:
+                facts = found[(campaign_id, ref_of[link_id])]
+                assert isinstance(facts, list)
+                facts.append(
+                    attribution.ClickFact(
+                        row_id,
+                        link_id,
+                        campaign_id,
+                        variant_of[link_id],
+                        clicked_at,
+                        kind,
+                        window * HOUR_MS,
+                    )
+                )
+        return found
+
+    # Delivery receipts and opt-outs
+
+    async def record_message_events(
+        self, campaign_id: int, events: Sequence[MessageEvent]
+    ) -> EventsResult:
+        received = now_ms()
+        refs = sorted({e.ref for e in events if e.ref is not None})
+        codes = sorted({e.code for e in events if e.code is not None})
+        async with self._transaction() as conn:
+            by_ref: dict[str, int] = {}
+            by_code: dict[str, int] = {}
+            if refs:
+                rows = await conn.execute_fetchall(
+                    "SELECT ref, id FROM links WHERE campaign_id = ?"
+                    " AND ref IN (SELECT value FROM json_each(?))",
+                    (campaign_id, orjson.dumps(refs)),
+                )
+                by_ref = {ref: link_id for ref, link_id in rows}
+            if codes:
+                rows = await conn.execute_fetchall(
+                    "SELECT code, id FROM links WHERE campaign_id = ?"
+                    " AND code IN (SELECT value FROM json_each(?))",
+                    (campaign_id, orjson.dumps(codes)),
+                )
+                by_code = {code: link_id for code, link_id in rows}
+            unknown, inserts = [], []
+            for index, event in enumerate(events):
+                link_id = by_ref.get(event.ref) if event.ref is not None else None
+                if event.code is not None:
+                    link_id = by_code.get(event.code)
+                if link_id is None:
+                    unknown.append(index)
+                    continue
+                inserts.append(
+                    (campaign_id, link_id, event.status, event.at_ms, event.error, received)
+                )
+            before = conn.total_changes
+            if inserts:
+                await conn.executemany(
+                    "INSERT INTO message_events (campaign_id, link_id, status, at, error,"
+                    " received_at) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (link_id, status) DO NOTHING",
+                    inserts,
+                )
+            recorded = conn.total_changes - before
+        return EventsResult(recorded, len(inserts) - recorded, unknown)
+
+    # Webhook secrets
+
+    @property
+    def webhook_key(self) -> bytes:
+        if self._webhook_key is None:
+            raise StoreError("the store is not open")
+        return self._webhook_key
+
+    async def webhook_salts(self, workspace_id: int) -> list[bytes]:
+        """The salts of the workspace's secrets that verify now, newest first."""
+        rows = await self._read_all(
+            "SELECT salt FROM webhook_secrets WHERE workspace_id = ?"
+            " AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC",
+            (workspace_id, now_ms()),
+        )
+        return [bytes(row[0]) for row in rows]
+
+    async def rotate_webhook_secret(
+        self, workspace_id: int, salt: bytes, grace_ms: int
+    ) -> list[WebhookSecret]:
+        """Add a secret; the ones that verify now keep verifying for ``grace_ms`` more (not
+        longer than they already would). Returns the workspace's secrets, newest first."""
+        now = now_ms()
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE webhook_secrets SET expires_at = min(coalesce(expires_at, ?1), ?1)"
+                " WHERE workspace_id = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+                (now + grace_ms, workspace_id, now),
+            )
+            await conn.execute(
+                "INSERT INTO webhook_secrets (workspace_id, salt, created_at) VALUES (?, ?, ?)",
+                (workspace_id, salt, now),
+            )
+        return await self.list_webhook_secrets(workspace_id)
+
+    async def list_webhook_secrets(self, workspace_id: int) -> list[WebhookSecret]:
+        rows = await self._read_all(
+            "SELECT id, salt, created_at, expires_at FROM webhook_secrets"
+            " WHERE workspace_id = ? ORDER BY id DESC",
+            (workspace_id,),
+        )
+        return [
+            WebhookSecret(row[0], bytes(row[1]), _time(row[2]) or datetime.now(UTC), _time(row[3]))
+            for row in rows
+        ]
+
 
 _CLICK_ROWS_PER_STATEMENT = 2000  # 13 parameters a row; SQLite allows 32 766 per statement
 
@@ -549,6 +810,52 @@ def _link_rows(
         )
         for link_id, request in enumerate(requests, first_id)
     ]
+
+
+_INSERT_CONVERSION = (
+    "INSERT INTO conversions (id, workspace_id, event, order_id, click_id, sent_campaign_id,"
+    " ref, value, currency, occurred_at, received_at, source, dedupe_key, campaign_id,"
+    " link_id, click_row_id, variant, reason)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _conversion_row(
+    conversion_id: int,
+    workspace_id: int,
+    conversion: ConversionInput,
+    dedupe_key: str | None,
+    outcome: attribution.Outcome,
+    received: int,
+) -> tuple[Any, ...]:
+    c, click = conversion, outcome.click
+    return (
+        conversion_id,
+        workspace_id,
+        c.event,
+        c.order_id,
+        c.click_id,
+        c.campaign_id,
+        c.ref,
+        None if c.value is None else str(c.value),
+        c.currency,
+        c.occurred_at_ms,
+        received,
+        c.source,
+        dedupe_key,
+        None if click is None else click.campaign_id,
+        None if click is None else click.link_id,
+        None if click is None else click.row_id,
+        None if click is None else click.variant,
+        outcome.reason,
+    )
+
+
+def _click_fact(row: Sequence[Any]) -> attribution.ClickFact:
+    row_id, link_id, campaign_id, variant, clicked_at, kind, window_hours = row
+    return attribution.ClickFact(
+        row_id, link_id, campaign_id, variant, clicked_at, kind, window_hours * HOUR_MS
+    )
 
 
 def _same(value: Any) -> Any:
