@@ -18,9 +18,15 @@ EXPECTED = {
     ("GET", "/api/v1/campaigns/{campaign_id}"),
     ("PATCH", "/api/v1/campaigns/{campaign_id}"),
     ("POST", "/api/v1/campaigns/{campaign_id}/links"),
+    ("POST", "/api/v1/campaigns/{campaign_id}/events"),
     ("POST", "/api/v1/links"),
+    ("POST", "/api/v1/conversions"),
     ("GET", "/api/v1/workspace"),
     ("PATCH", "/api/v1/workspace"),
+    ("GET", "/api/v1/workspace/webhook-secrets"),
+    ("POST", "/api/v1/workspace/webhook-secrets"),
+    ("GET", "/p.gif"),
+    ("GET", "/t.js"),
 }
 
 

@@ -15,8 +15,8 @@ from starlette.types import Receive, Scope, Send
 from tracker.config import Settings
 from tracker.store import open_store
 from tracker.store.base import Store, StoreError
-from tracker.web import ops
-from tracker.web.api import campaigns, links, workspace
+from tracker.web import ops, pixel
+from tracker.web.api import campaigns, conversions, events, links, workspace
 from tracker.web.api.auth import AuthMiddleware
 from tracker.web.errors import (
     ApiError,
@@ -34,9 +34,13 @@ API_ROUTES: list[BaseRoute] = [
     Route("/v1/campaigns/{campaign_id}", campaigns.get_campaign, methods=["GET"]),
     Route("/v1/campaigns/{campaign_id}", campaigns.update_campaign, methods=["PATCH"]),
     Route("/v1/campaigns/{campaign_id}/links", links.issue_links, methods=["POST"]),
+    Route("/v1/campaigns/{campaign_id}/events", events.post_events, methods=["POST"]),
     Route("/v1/links", links.create_link, methods=["POST"]),
+    Route("/v1/conversions", conversions.post_conversions, methods=["POST"]),
     Route("/v1/workspace", workspace.get_workspace, methods=["GET"]),
     Route("/v1/workspace", workspace.update_workspace, methods=["PATCH"]),
+    Route("/v1/workspace/webhook-secrets", workspace.list_webhook_secrets, methods=["GET"]),
+    Route("/v1/workspace/webhook-secrets", workspace.rotate_webhook_secret, methods=["POST"]),
 ]
 
 ROUTES: list[BaseRoute] = [
@@ -44,6 +48,8 @@ ROUTES: list[BaseRoute] = [
     Route("/readyz", ops.get_ready, methods=["GET"]),
     Route("/metrics", ops.get_metrics, methods=["GET"]),
     Route("/openapi.json", ops.get_openapi, methods=["GET"]),
+    Route("/p.gif", pixel.get_pixel, methods=["GET"]),
+    Route("/t.js", pixel.get_script, methods=["GET"]),
     Mount("/api", routes=API_ROUTES, middleware=[Middleware(AuthMiddleware)]),
 ]
 

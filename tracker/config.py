@@ -28,6 +28,7 @@ class Settings:
     workers: int = 1
     max_json_bytes: int = 8 * 1024 * 1024
     max_line_bytes: int = 64 * 1024
+    max_signed_bytes: int = 64 * 1024 * 1024  # a signed body is read whole before it is used
     log_level: str = "info"
     click_durability: str = "durable"  # or "fast"; see docs/decisions/0005
     click_queue_size: int = 100_000
@@ -68,7 +69,7 @@ class Settings:
             raise SettingsError("TRACKER_WORKERS must be at least 1")
         if not 0 < self.port < 65536:
             raise SettingsError("TRACKER_PORT must be between 1 and 65535")
-        if self.max_json_bytes < 1024 or self.max_line_bytes < 1024:
+        if min(self.max_json_bytes, self.max_line_bytes, self.max_signed_bytes) < 1024:
             raise SettingsError("body limits must be at least 1024 bytes")
         if self.click_durability not in ("durable", "fast"):
             raise SettingsError("TRACKER_CLICK_DURABILITY must be durable or fast")

@@ -43,6 +43,7 @@ _CAMPAIGN_ID = {
     "schema": {"type": "integer"},
 }
 _SECURED = [{"bearer": []}]
+_SIGNED_OR_KEY = [{"bearer": []}, {"signature": []}]
 
 _PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/campaigns": {
@@ -166,6 +167,74 @@ _PATHS: dict[str, dict[str, Any]] = {
             },
         }
     },
+    "/api/v1/campaigns/{campaign_id}/events": {
+        "post": {
+            "summary": "Report delivery receipts and opt-outs",
+            "description": (
+                "Scope events:write. A JSON array (up to 10 000, all or nothing) or NDJSON."
+                " Idempotent per (link, status); a later status never erases an earlier one."
+                " Events naming no recipient of the campaign are counted and listed."
+            ),
+            "security": _SECURED,
+            "parameters": [_CAMPAIGN_ID],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"type": "array", "maxItems": 10000, "items": _ref("Event")}
+                    },
+                    "application/x-ndjson": {"schema": _ref("Event")},
+                },
+            },
+            "responses": {
+                "200": {"description": "What was stored", "content": _json(_ref("EventsSummary"))},
+                **_errors(400, 401, 403, 404, 413, 415, 422, 503),
+            },
+        }
+    },
+    "/api/v1/conversions": {
+        "post": {
+            "summary": "Report conversions (server to server)",
+            "description": (
+                "Scope conversions:write, or signed: Tracker-Signature: t=<unix seconds>,"
+                "v1=<hex HMAC-SHA256(secret, '<t>.<raw body>')> with Tracker-Workspace: <id>."
+                " One object, a JSON array (up to 10 000, all or nothing) or NDJSON"
+                " (answered line for line)."
+            ),
+            "security": _SIGNED_OR_KEY,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                _ref("ConversionInput"),
+                                {"type": "array", "items": _ref("ConversionInput")},
+                            ]
+                        }
+                    },
+                    "application/x-ndjson": {"schema": _ref("ConversionInput")},
+                },
+            },
+            "responses": {
+                "202": {
+                    "description": "Stored (or found to repeat a stored one)",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    _ref("ConversionResult"),
+                                    {"type": "array", "items": _ref("ConversionResult")},
+                                ]
+                            }
+                        },
+                        "application/x-ndjson": {"schema": _ref("ConversionResult")},
+                    },
+                },
+                **_errors(400, 401, 403, 413, 415, 422, 503),
+            },
+        }
+    },
     "/api/v1/links": {
         "post": {
             "summary": "Issue one link: ad hoc, campaign-level, or for one recipient",
@@ -221,6 +290,87 @@ _PATHS: dict[str, dict[str, Any]] = {
                 **_errors(400, 401, 403, 415, 422),
             },
         },
+    },
+    "/api/v1/workspace/webhook-secrets": {
+        "get": {
+            "summary": "The workspace's webhook secrets (never the secrets themselves)",
+            "description": "Scope admin.",
+            "security": _SECURED,
+            "responses": {
+                "200": {
+                    "description": "Newest first",
+                    "content": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "secrets": {"type": "array", "items": _ref("WebhookSecret")}
+                            },
+                        }
+                    ),
+                },
+                **_errors(401, 403),
+            },
+        },
+        "post": {
+            "summary": "Make a new webhook secret (rotation)",
+            "description": (
+                "Scope admin. The secret is shown once. The current secrets keep verifying"
+                " for grace_hours (default 24)."
+            ),
+            "security": _SECURED,
+            "requestBody": {
+                "required": False,
+                "content": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "grace_hours": {"type": "integer", "minimum": 0, "maximum": 720}
+                        },
+                    }
+                ),
+            },
+            "responses": {
+                "201": {
+                    "description": "The new secret",
+                    "content": _json(
+                        {
+                            "allOf": [
+                                _ref("WebhookSecret"),
+                                {
+                                    "type": "object",
+                                    "properties": {
+                                        "secret": {"type": "string"},
+                                        "workspace_id": {"type": "integer"},
+                                        "secrets": {
+                                            "type": "array",
+                                            "items": _ref("WebhookSecret"),
+                                        },
+                                    },
+                                },
+                            ]
+                        }
+                    ),
+                },
+                **_errors(400, 401, 403, 415, 422),
+            },
+        },
+    },
+    "/p.gif": {
+        "get": {
+            "summary": "Conversion pixel: always a 1x1 GIF",
+            "description": "Bad input is counted in /metrics, never shown.",
+            "parameters": [
+                {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                for name in ("tclid", "event", "value", "currency", "order_id", "src")
+            ],
+            "responses": {"200": {"description": "The GIF", "content": {"image/gif": {}}}},
+        }
+    },
+    "/t.js": {
+        "get": {
+            "summary": "The landing-page snippet: keeps the click id, offers tracker.convert()",
+            "responses": {"200": {"description": "JavaScript", "content": {"text/javascript": {}}}},
+        }
     },
     "/healthz": {
         "get": {
@@ -347,6 +497,63 @@ _SCHEMAS: dict[str, Any] = {
             },
         ]
     },
+    "Event": {
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": {
+            "ref": {"type": "string", "maxLength": 128},
+            "code": {"type": "string"},
+            "status": {"enum": ["sent", "delivered", "failed", "opted_out"]},
+            "at": {"type": "string", "format": "date-time"},
+            "error": {"type": "string", "maxLength": 128},
+        },
+    },
+    "EventsSummary": {
+        "type": "object",
+        "properties": {
+            "received": {"type": "integer"},
+            "recorded": {"type": "integer"},
+            "duplicates": {"type": "integer"},
+            "unknown_count": {"type": "integer"},
+            "unknown": {"type": "array", "items": {"type": "object"}, "maxItems": 1000},
+        },
+    },
+    "ConversionInput": {
+        "type": "object",
+        "required": ["event"],
+        "additionalProperties": False,
+        "properties": {
+            "click_id": {"type": "string", "maxLength": 64},
+            "campaign_id": {"type": "integer"},
+            "ref": {"type": "string", "maxLength": 128},
+            "event": {"type": "string"},
+            "order_id": {"type": "string", "maxLength": 128},
+            "value": {"type": ["string", "number"]},
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "occurred_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "ConversionResult": {
+        "type": "object",
+        "required": ["id", "duplicate", "attributed"],
+        "properties": {
+            "id": {"type": "integer"},
+            "duplicate": {"type": "boolean"},
+            "attributed": {"type": "boolean"},
+            "campaign_id": {"type": ["integer", "null"]},
+            "variant": {"type": ["string", "null"]},
+            "reason": {"type": "string"},
+        },
+    },
+    "WebhookSecret": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "expires_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
     "Workspace": {
         "type": "object",
         "properties": {
@@ -370,6 +577,9 @@ def spec(base_url: str) -> dict[str, Any]:
         "paths": _PATHS,
         "components": {
             "schemas": _SCHEMAS,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "signature": {"type": "apiKey", "in": "header", "name": "Tracker-Signature"},
+            },
         },
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
@@ -22,7 +22,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-ROUTE_CLASSES = ("redirect", "api", "pixel", "dashboard", "ops")
+from tracker.models import ConversionResult
+
 _OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 _PIXEL_PATHS = frozenset({"/p.gif", "/t.js"})
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -53,6 +54,26 @@ class Telemetry:
         self.links_issued = Counter(
             "tracker_links_issued", "Links returned by the issue endpoints.", registry=self.registry
         )
+        self.conversions = Counter(
+            "tracker_conversions",
+            "Conversions received: attributed, unattributed, or a duplicate of a stored one.",
+            ("outcome",),
+            registry=self.registry,
+        )
+        self.pixel = Counter(
+            "tracker_pixel_hits",
+            "Conversion pixel requests by outcome: recorded, duplicate, invalid (bad input,"
+            " never shown), unknown_click (no stored click: no workspace to store it in),"
+            " error (the store failed; the pixel was served anyway).",
+            ("outcome",),
+            registry=self.registry,
+        )
+        self.message_events = Counter(
+            "tracker_message_events",
+            "Delivery receipts and opt-outs: recorded, duplicate, or unknown (no such recipient).",
+            ("outcome",),
+            registry=self.registry,
+        )
         self.counts: dict[tuple[str, str, int], int] = {}
         self.latency: dict[str, list[float]] = {}  # per route class: bucket counts, then sum
         self.registry.register(_RequestCollector(self))
@@ -67,6 +88,14 @@ class Telemetry:
             row = self.latency[kind] = [0.0] * (len(LATENCY_BUCKETS) + 2)
         row[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         row[-1] += seconds
+
+    def count_conversions(self, results: Iterable[ConversionResult]) -> None:
+        for result in results:
+            if result.duplicate:
+                outcome = "duplicate"
+            else:
+                outcome = "attributed" if result.attributed else "unattributed"
+            self.conversions.labels(outcome).inc()
 
     def watch(self, writer: _WriterStats) -> None:
         """Export the click writer's counters (plain ints it keeps; read at scrape time)."""

@@ -40,7 +40,7 @@ def require_media_type(request: Request, *, ndjson: bool) -> None:
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing with 413 as soon as it passes ``limit`` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -66,13 +66,14 @@ def parse_json(raw: bytes, field: str | None = None) -> Any:
         ) from None
 
 
-async def ndjson_lines(request: Request, line_limit: int) -> AsyncIterator[tuple[int, bytes]]:
-    """(line number, line) for every non-blank line of the body, numbered from 1.
+async def ndjson_lines(body: Request | bytes, line_limit: int) -> AsyncIterator[tuple[int, bytes]]:
+    """(line number, line) for every non-blank line of the body — streamed from the request,
+    or split from a body already read — numbered from 1.
 
     A line over ``line_limit`` bytes raises a 413 ``ApiError`` naming its line.
     """
     number, pending = 0, b""
-    async for chunk in request.stream():
+    async for chunk in _chunks(body):
         pending += chunk
         *complete, pending = pending.split(b"\n")
         for line in complete:
@@ -85,6 +86,14 @@ async def ndjson_lines(request: Request, line_limit: int) -> AsyncIterator[tuple
             raise _line_too_long(number + 1, line_limit)
     if pending.strip():
         yield number + 1, pending
+
+
+async def _chunks(body: Request | bytes) -> AsyncIterator[bytes]:
+    if isinstance(body, bytes):
+        yield body
+        return
+    async for chunk in body.stream():
+        yield chunk
 
 
 def _too_large(limit: int) -> ApiError:

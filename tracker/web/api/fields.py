@@ -104,7 +104,8 @@ class Fields:
         exponent = amount.as_tuple().exponent
         if isinstance(exponent, int) and -exponent > places:
             raise invalid(self.name(key), f"must have at most {places} decimal places")
-        return amount
+        # Plain notation, no negative zero: "5E+2" is stored and answered as "500".
+        return Decimal(format(amount.copy_abs() if amount.is_zero() else amount, "f"))
 
     def time(self, key: str) -> datetime | None:
         """An RFC 3339 time with an offset, returned in UTC."""
