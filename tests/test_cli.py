@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from tracker import agents
+from tracker import agents, signatures
 from tracker.cli import main
 from tracker.models import ClickRow, LinkRequest
 from tracker.store.sqlite import SqliteStore
@@ -66,3 +67,31 @@ async def _run(argv: list[str]) -> int:
 
     # The CLI runs its own event loop; run it in a thread from this async test.
     return await asyncio.to_thread(main, argv)
+
+
+def test_webhook_secret_rotation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "t.db")
+    assert main(["webhooks", "rotate", "--db", db, "--workspace", "shop"]) == 0
+    first = capsys.readouterr().out.strip().splitlines()
+    assert (
+        main(["webhooks", "rotate", "--db", db, "--workspace", "shop", "--grace-hours", "0"]) == 0
+    )
+    second = capsys.readouterr().out.strip().splitlines()
+    assert first[0] == second[0] == "workspace id (send it as Tracker-Workspace): 1"
+    assert first[1].startswith("whsec_") and second[1].startswith("whsec_")
+    assert first[1] != second[1]
+    assert (
+        main(["webhooks", "rotate", "--db", db, "--workspace", "shop", "--grace-hours", "-1"]) == 2
+    )
+    assert "grace" in capsys.readouterr().err
+
+    async def current_secrets() -> list[str]:
+        store = SqliteStore(db)
+        await store.open()
+        try:
+            salts = await store.webhook_salts(1)
+            return [signatures.derive_secret(store.webhook_key, s) for s in salts]
+        finally:
+            await store.close()
+
+    assert asyncio.run(current_secrets()) == [second[1]]  # grace 0: only the newest verifies

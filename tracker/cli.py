@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal
 
-from tracker import agents, keys
+from tracker import agents, keys, signatures
 from tracker.codes import CodeBook
 from tracker.config import Settings, SettingsError
 from tracker.models import CampaignSpec, LinkRequest, Variant
@@ -69,6 +69,22 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--label", default="", help="a note on what the key is for")
     create.set_defaults(run=_create_key)
 
+    hook_commands = commands.add_parser(
+        "webhooks", help="manage the secrets that sign server-to-server conversions"
+    ).add_subparsers(dest="webhooks_command", required=True)
+    rotate = hook_commands.add_parser(
+        "rotate", help="make a new webhook secret (printed once); older ones verify for a while"
+    )
+    _setting_flags(rotate, "database_url")
+    rotate.add_argument("--workspace", required=True, help="workspace name (made if new)")
+    rotate.add_argument(
+        "--grace-hours",
+        type=int,
+        default=24,
+        help="how long the current secrets keep verifying (default 24; 0 ends them now)",
+    )
+    rotate.set_defaults(run=_rotate_secret)
+
     reclassify = commands.add_parser(
         "reclassify", help="re-run the current bot/preview rules over every stored click"
     )
@@ -125,6 +141,27 @@ async def _add_key(store: Store, workspace_name: str, scopes: frozenset[str], la
     new = keys.generate()
     await store.add_api_key(workspace.id, new.key_id, new.key_hash, scopes, label)
     return new.key
+
+
+def _rotate_secret(args: argparse.Namespace, settings: Settings) -> int:
+    if not 0 <= args.grace_hours <= 24 * 30:
+        raise ValueError("--grace-hours must be between 0 and 720")
+    workspace_id, secret = asyncio.run(_new_secret(settings, args.workspace, args.grace_hours))
+    print(f"workspace id (send it as Tracker-Workspace): {workspace_id}")
+    print(secret)
+    return 0
+
+
+async def _new_secret(settings: Settings, workspace_name: str, grace_hours: int) -> tuple[int, str]:
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        workspace = await store.ensure_workspace(workspace_name)
+        salt = signatures.new_salt()
+        await store.rotate_webhook_secret(workspace.id, salt, grace_hours * 3_600_000)
+        return workspace.id, signatures.derive_secret(store.webhook_key, salt)
+    finally:
+        await store.close()
 
 
 def _reclassify(args: argparse.Namespace, settings: Settings) -> int:

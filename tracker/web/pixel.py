@@ -24,7 +24,8 @@ from tracker.web.services import Services, services_of
 
 log = logging.getLogger("tracker.pixel")
 
-GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+# The classic 43-byte transparent 1x1 GIF89a.
+GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 SCRIPT = resources.files("tracker.web").joinpath("static/t.js").read_bytes()
 _QUERY_FIELDS = {"event", "value", "currency", "order_id"}  # and tclid, src
 
@@ -46,13 +47,13 @@ async def get_script(request: Request) -> Response:
 
 
 async def _record(request: Request, services: Services) -> str:
-    query = request.query_params
+    # A parameter given twice counts once: its first value (as most web frameworks read it).
+    query = {key: value for key, value in reversed(request.query_params.multi_items()) if value}
     source = "snippet" if query.get("src") == "snippet" else "pixel"
-    item = {key: query[key] for key in _QUERY_FIELDS if query.get(key)}
-    click_id = query.get("tclid")
+    item = {key: query[key] for key in _QUERY_FIELDS if key in query}
+    if "tclid" in query:
+        item["click_id"] = query["tclid"]
     try:
-        if click_id:
-            item["click_id"] = click_id
         conversion = parse_conversion(
             item, "", source, int(time.time() * 1000), default_event="purchase"
         )
