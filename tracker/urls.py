@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
+import idna
+
 MAX_URL_BYTES = 2048
 WEB_SCHEMES = frozenset({"http", "https"})
 # Schemes that can never be allowed: they run code or read local data in a browser.
@@ -85,8 +87,10 @@ def _to_ascii(url: str) -> str:
     netloc = parts.netloc
     if host and not host.isascii():
         try:
-            ascii_host = host.encode("idna").decode("ascii")
-        except UnicodeError:
+            # UTS #46 without transitional mapping, as browsers do: faß.de stays faß.de
+            # (xn--fa-hia.de), where Python's IDNA 2003 codec would make it fass.de.
+            ascii_host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+        except (UnicodeError, idna.IDNAError):
             raise UrlError("has a host name that is not valid IDNA") from None
         userinfo = netloc.rpartition("@")[0]
         netloc = (userinfo + "@" if userinfo else "") + ascii_host

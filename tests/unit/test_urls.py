@@ -42,6 +42,9 @@ from tracker.urls import (
             "https://user@xn--bcher-kva.example:8443/%C3%A4",
         ),
         ("https://shop.example/ü", (), "https://shop.example/%C3%BC"),
+        # UTS #46, not IDNA 2003: sharp s and final sigma are letters of their own.
+        ("https://faß.de/", (), "https://xn--fa-hia.de/"),
+        ("https://σίσυφος.gr/", (), "https://xn--kxa6ajbbmh.gr/"),
         ("https://shop.example/" + "a" * (MAX_URL_BYTES - 21), (), None),
     ],
     ids=[
@@ -54,6 +57,8 @@ from tracker.urls import (
         "iri",
         "iri-userinfo-port",
         "non-ascii-path",
+        "uts46-sharp-s",
+        "uts46-final-sigma",
         "exactly-max-length",
     ],
 )
