@@ -73,8 +73,9 @@ async def test_create_with_everything(client: httpx.AsyncClient, auth: dict[str,
 async def test_click_id_param_can_be_disabled(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
-    response = await create(client, auth, click_id_param=False)
-    assert response.json()["click_id_param"] is None
+    for off in (False, None):  # null removes the parameter, as it removes a UTM default
+        response = await create(client, auth, click_id_param=off)
+        assert response.json()["click_id_param"] is None
 
 
 @pytest.mark.parametrize(
