@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import sqlite3
+
 import httpx
 import orjson
 import pytest
 
 from tests.conftest import BASE_URL, MakeKey
-from tracker.store.base import StoreError
 from tracker.store.sqlite import SqliteStore
 from tracker.web.api import links as links_api
 
@@ -416,17 +417,18 @@ async def test_ndjson_store_failure_ends_with_an_error_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(links_api, "NDJSON_CHUNK", 5)
-    real = store.issue_links
+    writer = store._w
+    real = writer.executemany
     calls = 0
 
     async def failing_second_time(*args: object, **kwargs: object) -> object:
         nonlocal calls
         calls += 1
-        if calls == 2:
-            raise StoreError("disk I/O error")
+        if calls == 2:  # what the driver raises, not our StoreError: the store must wrap it
+            raise sqlite3.OperationalError("disk I/O error")
         return await real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store, "issue_links", failing_second_time)
+    monkeypatch.setattr(writer, "executemany", failing_second_time)
     body = ndjson(*({"ref": f"r{n}"} for n in range(12)))
     response = await client.post(links_url(campaign), content=body, headers={**auth, **NDJSON})
     out = lines(response)

@@ -82,7 +82,7 @@ async def handle_api_error(request: Request, exc: Exception) -> Response:
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if not request.url.path.startswith("/api/"):
+    if not request.scope["path"].startswith("/api/"):
         if exc.status_code == 404:
             return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
         return Response(exc.detail, status_code=exc.status_code, headers=exc.headers)
