@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 
 async def post_recipients(
@@ -31,6 +31,46 @@ async def post_recipients(
                 writer.write(b"%x\r\n%s\r\n" % (len(body), body))
                 batch = []
                 await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    async def receive() -> None:
+        while chunk := await reader.read(1 << 20):
+            consume(chunk)
+
+    started = time.perf_counter()
+    await asyncio.gather(send(), receive())
+    elapsed = time.perf_counter() - started
+    writer.close()
+    return elapsed
+
+
+async def post_lines(
+    url: str, path: str, key: str, lines: Iterable[bytes], consume: Callable[[bytes], None]
+) -> float:
+    """POST any NDJSON ``lines`` (each ending in a newline) the same way; returns the seconds
+    taken."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+
+    async def send() -> None:
+        writer.write(head)
+        batch: list[bytes] = []
+        for line in lines:
+            batch.append(line)
+            if len(batch) == 2000:
+                body = b"".join(batch)
+                writer.write(b"%x\r\n%s\r\n" % (len(body), body))
+                batch = []
+                await writer.drain()
+        if batch:
+            body = b"".join(batch)
+            writer.write(b"%x\r\n%s\r\n" % (len(body), body))
         writer.write(b"0\r\n\r\n")
         await writer.drain()
 
