@@ -19,6 +19,8 @@ EXPECTED = {
     ("PATCH", "/api/v1/campaigns/{campaign_id}"),
     ("POST", "/api/v1/campaigns/{campaign_id}/links"),
     ("POST", "/api/v1/campaigns/{campaign_id}/events"),
+    ("GET", "/api/v1/campaigns/{campaign_id}/stats"),
+    ("GET", "/api/v1/campaigns/{campaign_id}/recipients.csv"),
     ("POST", "/api/v1/links"),
     ("POST", "/api/v1/conversions"),
     ("GET", "/api/v1/workspace"),

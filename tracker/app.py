@@ -16,7 +16,7 @@ from tracker.config import Settings
 from tracker.store import open_store
 from tracker.store.base import Store, StoreError
 from tracker.web import ops, pixel
-from tracker.web.api import campaigns, conversions, events, links, workspace
+from tracker.web.api import campaigns, conversions, events, links, stats, workspace
 from tracker.web.api.auth import AuthMiddleware
 from tracker.web.errors import (
     ApiError,
@@ -35,6 +35,8 @@ API_ROUTES: list[BaseRoute] = [
     Route("/v1/campaigns/{campaign_id}", campaigns.update_campaign, methods=["PATCH"]),
     Route("/v1/campaigns/{campaign_id}/links", links.issue_links, methods=["POST"]),
     Route("/v1/campaigns/{campaign_id}/events", events.post_events, methods=["POST"]),
+    Route("/v1/campaigns/{campaign_id}/stats", stats.get_stats, methods=["GET"]),
+    Route("/v1/campaigns/{campaign_id}/recipients.csv", stats.get_recipients_csv, methods=["GET"]),
     Route("/v1/links", links.create_link, methods=["POST"]),
     Route("/v1/conversions", conversions.post_conversions, methods=["POST"]),
     Route("/v1/workspace", workspace.get_workspace, methods=["GET"]),

@@ -169,3 +169,57 @@ class WebhookSecret(NamedTuple):
     salt: bytes
     created_at: datetime
     expires_at: datetime | None  # None: current, with no end
+
+
+@dataclass
+class Counts:
+    """What is counted for a campaign or one of its variants."""
+
+    issued: int = 0
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    opted_out: int = 0
+    receipted: int = 0  # links with any of sent, delivered, failed
+    human_clicks: int = 0
+    bot_clicks: int = 0
+    unique_clickers: int = 0
+    conversions: int = 0
+    converters: int = 0
+    revenue: dict[str, Decimal] = field(default_factory=dict)  # per currency
+
+    def add(self, other: Counts) -> None:
+        for name in (
+            "issued", "sent", "delivered", "failed", "opted_out", "receipted",
+            "human_clicks", "bot_clicks", "unique_clickers", "conversions", "converters",
+        ):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for currency, amount in other.revenue.items():
+            self.revenue[currency] = self.revenue.get(currency, Decimal(0)) + amount
+
+
+@dataclass
+class CampaignResults:
+    counts: dict[str, Counts] = field(default_factory=dict)  # by variant ('' = none)
+    hours: dict[int, list[int]] = field(default_factory=dict)  # hour → [human, bot, conv.]
+    devices: dict[tuple[str, str], int] = field(default_factory=dict)  # human clicks
+    first_click_delays: list[int] = field(default_factory=list)  # ms, sorted
+
+    def variant(self, key: str) -> Counts:
+        return self.counts.setdefault(key, Counts())
+
+
+RECIPIENT_FILTERS = ("delivered_not_clicked", "clicked_not_converted")  # retargeting lists
+
+
+@dataclass
+class RecipientRow:
+    ref: str
+    code: str
+    variant: str | None
+    status: str | None  # the latest receipt
+    first_click_at: int | None  # ms; the first human click
+    human_clicks: int
+    bot_clicks: int
+    conversions: int
+    revenue: dict[str, Decimal]

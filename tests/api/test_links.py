@@ -421,12 +421,12 @@ async def test_ndjson_store_failure_ends_with_an_error_line(
     real = writer.executemany
     calls = 0
 
-    async def failing_second_time(*args: object, **kwargs: object) -> object:
+    async def failing_second_time(sql: str, *args: object, **kwargs: object) -> object:
         nonlocal calls
-        calls += 1
+        calls += sql.startswith("INSERT INTO links")
         if calls == 2:  # what the driver raises, not our StoreError: the store must wrap it
             raise sqlite3.OperationalError("disk I/O error")
-        return await real(*args, **kwargs)  # type: ignore[arg-type]
+        return await real(sql, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(writer, "executemany", failing_second_time)
     body = ndjson(*({"ref": f"r{n}"} for n in range(12)))

@@ -6,11 +6,12 @@ only the ``LinkReader`` role. Nothing outside ``tracker.store`` writes SQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 from tracker.models import (
     Campaign,
+    CampaignResults,
     CampaignSpec,
     ClickRow,
     ConversionInput,
@@ -21,6 +22,7 @@ from tracker.models import (
     LinkRequest,
     MessageEvent,
     Principal,
+    RecipientRow,
     WebhookSecret,
     Workspace,
 )
@@ -137,3 +139,20 @@ class Store(LinkReader, ClickSink, Protocol):
     ) -> list[WebhookSecret]: ...
 
     async def list_webhook_secrets(self, workspace_id: int) -> list[WebhookSecret]: ...
+
+    # Results
+
+    async def fold_all_clicks(self) -> int:
+        """Bring the click rollup up to date; how many clicks it took in."""
+
+    async def campaign_results(
+        self, campaign_id: int, since_ms: int | None = None, until_ms: int | None = None
+    ) -> CampaignResults:
+        """Whole campaign: from the rollups. With a range: clicks and conversions in
+        [since, until) recounted from the raw rows; links and receipts are the whole."""
+
+    async def recount_results(self, campaign_id: int) -> CampaignResults: ...
+
+    def recipient_rows(
+        self, campaign_id: int, only: str | None = None
+    ) -> AsyncIterator[list[RecipientRow]]: ...

@@ -66,8 +66,9 @@ def statements(sql: str) -> list[str]:
     return result
 
 
-def migrate_sqlite(path: str) -> list[Migration]:
-    """Bring the SQLite database at ``path`` up to date; returns what was applied now.
+def migrate_sqlite(path: str, target: int | None = None) -> list[Migration]:
+    """Bring the SQLite database at ``path`` up to date (or up to version ``target``, for
+    testing an upgrade); returns what was applied now.
 
     Holds the write lock (``BEGIN IMMEDIATE``) from reading the applied versions to the
     last commit, so two processes starting at once cannot apply the same file twice.
@@ -91,7 +92,7 @@ def migrate_sqlite(path: str) -> list[Migration]:
                     f"the database is at schema version {current}, newer than this code knows "
                     f"({len(known)}); upgrade tracker before starting it against this database"
                 )
-            for migration in known[current:]:
+            for migration in known[current:target]:
                 for statement in statements(migration.sql):
                     conn.execute(statement)
                 conn.execute(

@@ -13,7 +13,8 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,9 +24,10 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from tracker import attribution
+from tracker import attribution, rollup
 from tracker.models import (
     Campaign,
+    CampaignResults,
     CampaignSpec,
     ClickRow,
     ConversionInput,
@@ -36,10 +38,12 @@ from tracker.models import (
     LinkRequest,
     MessageEvent,
     Principal,
+    RecipientRow,
     Variant,
     WebhookSecret,
     Workspace,
 )
+from tracker.store import sqlite_results
 from tracker.store.base import StoreError
 from tracker.store.migrations import migrate_sqlite
 
@@ -75,6 +79,12 @@ _LINK_COLUMNS = "id, code, workspace_id, campaign_id, ref, variant, destination,
 _UPDATABLE = {"name", "fallback_url", "expires_at", "disabled"}
 HOUR_MS = 3_600_000
 DEFAULT_WINDOW_HOURS = 168  # for links without a campaign
+FOLD_BATCH = 2_000  # clicks per rollup transaction: a few ms of the write lock
+ROLLUP_SECONDS = 1.0
+_STATUSES = ("sent", "delivered", "failed", "opted_out")
+_RECEIPTED = frozenset({"sent", "delivered", "failed"})
+_COUNTED = frozenset({*_STATUSES, "receipted", "issued"})
+NO_VARIANT = rollup.NO_VARIANT
 
 
 def now_ms() -> int:
@@ -107,6 +117,8 @@ class SqliteStore:
         self._snapshot_at = float("-inf")
         self._checkpointer = Checkpointer(path, on_tick=self._end_stale_snapshot)
         self._write_lock = asyncio.Lock()
+        self._roller: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._secret: bytes | None = None
         self._webhook_key: bytes | None = None
 
@@ -131,6 +143,8 @@ class SqliteStore:
                 "SELECT name, value FROM meta WHERE name IN ('code_secret', 'webhook_key')"
             )
             self._checkpointer.start()
+            self._stopping = asyncio.Event()
+            self._roller = asyncio.get_running_loop().create_task(self._roll(), name="rollup")
         except (aiosqlite.Error, sqlite3.Error) as error:
             raise StoreError(f"cannot open SQLite database {self.path!r}: {error}") from error
         meta = {name: bytes(value) for name, value in rows}
@@ -146,6 +160,10 @@ class SqliteStore:
         return conn
 
     async def close(self) -> None:
+        if self._roller is not None:  # ends between folds, never inside one
+            self._stopping.set()
+            await self._roller
+            self._roller = None
         await self._checkpointer.stop()
         for conn in (self._writer, self._reader):
             if conn is not None:
@@ -367,6 +385,9 @@ class SqliteStore:
                 )
                 issued_fresh = [IssuedLink(r[4], r[1], r[5]) for r in rows_to_insert]
                 found.update((link.ref, link) for link in issued_fresh if link.ref is not None)
+                if campaign_id is not None:
+                    per_variant = Counter(link.variant or NO_VARIANT for link in issued_fresh)
+                    await _count(conn, campaign_id, "issued", per_variant)
         adhoc = iter(link for link in issued_fresh if link.ref is None)
         return [found[r.ref] if r.ref is not None else next(adhoc) for r in requests]
 
@@ -445,6 +466,8 @@ class SqliteStore:
                 (last_id, batch),
             )
             if not rows:
+                if changed:  # the click rollup counted the old classes: count again
+                    await self.rebuild_click_rollup()
                 return seen, changed
             updates = []
             for row in rows:
@@ -626,43 +649,183 @@ class SqliteStore:
         refs = sorted({e.ref for e in events if e.ref is not None})
         codes = sorted({e.code for e in events if e.code is not None})
         async with self._transaction() as conn:
-            by_ref: dict[str, int] = {}
-            by_code: dict[str, int] = {}
-            if refs:
-                rows = await conn.execute_fetchall(
-                    "SELECT ref, id FROM links WHERE campaign_id = ?"
-                    " AND ref IN (SELECT value FROM json_each(?))",
-                    (campaign_id, orjson.dumps(refs)),
-                )
-                by_ref = {ref: link_id for ref, link_id in rows}
-            if codes:
-                rows = await conn.execute_fetchall(
-                    "SELECT code, id FROM links WHERE campaign_id = ?"
-                    " AND code IN (SELECT value FROM json_each(?))",
-                    (campaign_id, orjson.dumps(codes)),
-                )
-                by_code = {code: link_id for code, link_id in rows}
-            unknown, inserts = [], []
+            by_ref: dict[str, tuple[int, str]] = {}
+            by_code: dict[str, tuple[int, str]] = {}
+            for column, wanted, found in (("ref", refs, by_ref), ("code", codes, by_code)):
+                if wanted:
+                    rows = await conn.execute_fetchall(
+                        f"SELECT {column}, id, coalesce(variant, '') FROM links"
+                        f" WHERE campaign_id = ? AND {column} IN (SELECT value FROM json_each(?))",
+                        (campaign_id, orjson.dumps(wanted)),
+                    )
+                    found.update((row[0], (row[1], row[2])) for row in rows)
+            unknown: list[int] = []
+            named: list[tuple[MessageEvent, int, str]] = []
             for index, event in enumerate(events):
-                link_id = by_ref.get(event.ref) if event.ref is not None else None
-                if event.code is not None:
-                    link_id = by_code.get(event.code)
-                if link_id is None:
+                link = by_code.get(event.code) if event.code is not None else None
+                if event.ref is not None:
+                    link = by_ref.get(event.ref)
+                if link is None:
                     unknown.append(index)
+                else:
+                    named.append((event, *link))
+            # What each link already has: a repeat is skipped, and a link's first receipt
+            # of sent/delivered/failed counts it as receipted.
+            stored: set[tuple[int, str]] = set()
+            if named:
+                rows = await conn.execute_fetchall(
+                    "SELECT link_id, status FROM message_events"
+                    " WHERE link_id IN (SELECT value FROM json_each(?))",
+                    (orjson.dumps(sorted({link_id for _, link_id, _ in named})),),
+                )
+                stored = {(row[0], row[1]) for row in rows}
+            receipted = {link_id for link_id, status in stored if status in _RECEIPTED}
+            inserts = []
+            counts: dict[str, Counter[str]] = {name: Counter() for name in _COUNTED - {"issued"}}
+            for event, link_id, variant in named:
+                if (link_id, event.status) in stored:
                     continue
+                stored.add((link_id, event.status))
                 inserts.append(
                     (campaign_id, link_id, event.status, event.at_ms, event.error, received)
                 )
-            before = conn.total_changes
+                counts[event.status][variant] += 1
+                if event.status in _RECEIPTED and link_id not in receipted:
+                    receipted.add(link_id)
+                    counts["receipted"][variant] += 1
             if inserts:
                 await conn.executemany(
                     "INSERT INTO message_events (campaign_id, link_id, status, at, error,"
-                    " received_at) VALUES (?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (link_id, status) DO NOTHING",
+                    " received_at) VALUES (?, ?, ?, ?, ?, ?)",
                     inserts,
                 )
-            recorded = conn.total_changes - before
-        return EventsResult(recorded, len(inserts) - recorded, unknown)
+                for name, per_variant in counts.items():
+                    await _count(conn, campaign_id, name, per_variant)
+                # A clicked link's time to first click runs from its delivery, once known.
+                await conn.executemany(
+                    "UPDATE link_clicks SET started_at = ? WHERE link_id = ?",
+                    [(row[3], row[1]) for row in inserts if row[2] == "delivered"],
+                )
+        return EventsResult(len(inserts), len(named) - len(inserts), unknown)
+
+    # The click rollup (decision 0009)
+
+    async def fold_clicks(self, limit: int = FOLD_BATCH) -> int:
+        """Fold up to ``limit`` clicks not yet folded into the rollup tables, in one
+        transaction; returns how many were folded (0: the rollup is current)."""
+        async with self._transaction() as conn:
+            async with conn.execute(
+                "SELECT value FROM rollup_state WHERE name = 'clicks'"
+            ) as cursor:
+                row = await cursor.fetchone()
+            last = int(row[0]) if row else 0
+            clicks = await conn.execute_fetchall(
+                "SELECT c.id, c.link_id, c.campaign_id, coalesce(l.variant, ''), c.clicked_at,"
+                " c.kind = 'human', c.device, c.os FROM clicks c JOIN links l ON l.id = c.link_id"
+                " WHERE c.id > ? ORDER BY c.id LIMIT ?",
+                (last, limit),
+            )
+            if not clicks:
+                return 0
+            facts = [rollup.ClickFacts(*row[1:]) for row in clicks if row[2] is not None]
+            link_ids = sorted({f.link_id for f in facts})
+            known = {
+                row[0]: rollup.LinkState(*row[1:])
+                for row in await conn.execute_fetchall(
+                    "SELECT link_id, campaign_id, variant, human, bot, first_human_at"
+                    " FROM link_clicks WHERE link_id IN (SELECT value FROM json_each(?))",
+                    (orjson.dumps(link_ids),),
+                )
+            }
+            tally = rollup.fold(facts, known)
+            await _apply(conn, tally, known)
+            await conn.execute(
+                "UPDATE rollup_state SET value = ? WHERE name = 'clicks'", (clicks[-1][0],)
+            )
+        return len(clicks)
+
+    async def _roll(self) -> None:
+        """Keep the rollup current: every ``ROLLUP_SECONDS``, fold what was written since
+        (by any process), one short transaction at a time."""
+        folded_up_to = -1
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), ROLLUP_SECONDS)
+            if self._stopping.is_set():
+                return
+            try:
+                row = await self._read_one("SELECT coalesce(max(id), 0) FROM clicks")
+                if row[0] == folded_up_to:
+                    continue
+                while await self.fold_clicks() and not self._stopping.is_set():
+                    pass
+                folded_up_to = row[0]
+            except (StoreError, aiosqlite.Error, sqlite3.Error) as error:
+                log.warning("click rollup failed, will retry: %s", error)
+
+    async def rebuild_click_rollup(self) -> int:
+        """Forget the click rollup and fold every click again; returns how many."""
+        async with self._transaction() as conn:
+            for sql in (
+                "DELETE FROM click_hours",
+                "DELETE FROM click_devices",
+                "DELETE FROM link_clicks",
+                "UPDATE variant_counts SET human_clicks = 0, bot_clicks = 0, unique_clickers = 0",
+                "UPDATE rollup_state SET value = 0 WHERE name = 'clicks'",
+            ):
+                await conn.execute(sql)
+        return await self.fold_all_clicks()
+
+    async def fold_all_clicks(self) -> int:
+        """Fold until the rollup is current; returns how many clicks were folded."""
+        total = 0
+        while folded := await self.fold_clicks():
+            total += folded
+        return total
+
+    # Campaign results
+
+    async def campaign_results(
+        self, campaign_id: int, since_ms: int | None = None, until_ms: int | None = None
+    ) -> CampaignResults:
+        """The campaign's numbers: from the rollups (brought up to date first) for the whole
+        campaign, or recounted from raw clicks and conversions in [since, until)."""
+        if since_ms is None and until_ms is None:
+            await self.fold_all_clicks()
+            return await self._report(sqlite_results.from_rollups, campaign_id)
+        return await self._report(sqlite_results.recount, campaign_id, since_ms, until_ms)
+
+    async def recount_results(self, campaign_id: int) -> CampaignResults:
+        """Everything recounted from the raw rows (what the rollups must always equal)."""
+        return await self._report(sqlite_results.recount, campaign_id, None, None)
+
+    async def recipient_rows(
+        self, campaign_id: int, only: str | None = None
+    ) -> AsyncIterator[list[RecipientRow]]:
+        """The campaign's recipients page by page, in one read snapshot."""
+        await self.fold_all_clicks()
+        conn = await asyncio.to_thread(sqlite_results.connect, self._lookup_uri)
+        pages = sqlite_results.recipients(conn, campaign_id, only)
+        try:
+            while (page := await asyncio.to_thread(next, pages, None)) is not None:
+                yield page
+        except sqlite3.Error as error:
+            raise StoreError(f"recipients could not be read: {error}") from error
+        finally:
+            await asyncio.to_thread(_close_pages, pages, conn)
+
+    async def _report(self, read: Callable[..., CampaignResults], *args: Any) -> CampaignResults:
+        def run() -> CampaignResults:
+            conn = sqlite_results.connect(self._lookup_uri)
+            try:
+                return read(conn, *args)
+            finally:
+                conn.close()
+
+        try:
+            return await asyncio.to_thread(run)
+        except sqlite3.Error as error:
+            raise StoreError(f"results could not be read: {error}") from error
 
     # Webhook secrets
 
@@ -782,6 +945,13 @@ class Checkpointer:
             await asyncio.shield(asyncio.to_thread(_checkpoint_and_close, conn))
 
 
+def _close_pages(pages: Iterator[Any], conn: sqlite3.Connection) -> None:
+    close = getattr(pages, "close", None)
+    if close is not None:
+        close()  # ends the generator's read transaction
+    conn.close()
+
+
 def _checkpoint_and_close(conn: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -810,6 +980,66 @@ def _link_rows(
         )
         for link_id, request in enumerate(requests, first_id)
     ]
+
+
+async def _count(
+    conn: aiosqlite.Connection, campaign_id: int, name: str, per_variant: Mapping[str, int]
+) -> None:
+    """Add to one column of ``variant_counts``."""
+    assert name in _COUNTED
+    await conn.executemany(
+        f"INSERT INTO variant_counts (campaign_id, variant, {name}) VALUES (?, ?, ?)"
+        f" ON CONFLICT DO UPDATE SET {name} = {name} + excluded.{name}",
+        [(campaign_id, variant, n) for variant, n in per_variant.items() if n],
+    )
+
+
+async def _apply(
+    conn: aiosqlite.Connection, tally: rollup.Tally, known: Mapping[int, rollup.LinkState]
+) -> None:
+    """Write a fold's increments into the rollup tables."""
+    keys = sorted({*tally.human, *tally.bot, *tally.clickers})
+    await conn.executemany(
+        "INSERT INTO variant_counts (campaign_id, variant, human_clicks, bot_clicks,"
+        " unique_clickers) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+        " human_clicks = human_clicks + excluded.human_clicks,"
+        " bot_clicks = bot_clicks + excluded.bot_clicks,"
+        " unique_clickers = unique_clickers + excluded.unique_clickers",
+        [
+            (*key, tally.human.get(key, 0), tally.bot.get(key, 0), tally.clickers.get(key, 0))
+            for key in keys
+        ],
+    )
+    await conn.executemany(
+        "INSERT INTO click_hours (campaign_id, hour, human, bot) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT DO UPDATE SET human = human + excluded.human, bot = bot + excluded.bot",
+        [(*key, human, bot) for key, (human, bot) in tally.hours.items()],
+    )
+    await conn.executemany(
+        "INSERT INTO click_devices (campaign_id, device, os, human) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT DO UPDATE SET human = human + excluded.human",
+        [(*key, n) for key, n in tally.devices.items()],
+    )
+    await conn.executemany(
+        "UPDATE link_clicks SET human = ?, bot = ?, first_human_at = ? WHERE link_id = ?",
+        [
+            (state.human, state.bot, state.first_human_at, link_id)
+            for link_id, state in tally.links.items()
+            if link_id in known
+        ],
+    )
+    fresh = [link_id for link_id in tally.links if link_id not in known]
+    if fresh:
+        # A new clicked link's clock starts at its delivery receipt, else at its issue.
+        await conn.execute(
+            "INSERT INTO link_clicks (link_id, campaign_id, variant, human, bot,"
+            " first_human_at, started_at)"
+            " SELECT f.value ->> 0, f.value ->> 1, f.value ->> 2, f.value ->> 3, f.value ->> 4,"
+            " f.value ->> 5, coalesce(e.at, l.created_at)"
+            " FROM json_each(?) f JOIN links l ON l.id = f.value ->> 0"
+            " LEFT JOIN message_events e ON e.link_id = l.id AND e.status = 'delivered'",
+            (orjson.dumps([[link_id, *tally.links[link_id]] for link_id in fresh]),),
+        )
 
 
 _INSERT_CONVERSION = (

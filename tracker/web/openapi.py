@@ -192,6 +192,53 @@ _PATHS: dict[str, dict[str, Any]] = {
             },
         }
     },
+    "/api/v1/campaigns/{campaign_id}/stats": {
+        "get": {
+            "summary": "The campaign's KPIs, per variant with A/B verdicts, and a time series",
+            "description": (
+                "Scope stats:read. KPIs as DESIGN.md §4 defines them; rates with a zero"
+                " denominator are null. from/to limit clicks and conversions (links and"
+                " receipts are the whole campaign)."
+            ),
+            "security": _SECURED,
+            "parameters": [
+                _CAMPAIGN_ID,
+                {
+                    "name": "from",
+                    "in": "query",
+                    "schema": {"type": "string", "format": "date-time"},
+                },
+                {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                {"name": "bucket", "in": "query", "schema": {"enum": ["hour", "day"]}},
+            ],
+            "responses": {
+                "200": {"description": "The results", "content": _json(_ref("Stats"))},
+                **_errors(401, 403, 404, 422, 503),
+            },
+        }
+    },
+    "/api/v1/campaigns/{campaign_id}/recipients.csv": {
+        "get": {
+            "summary": "One CSV row per recipient (streamed): the retargeting lists",
+            "description": (
+                "Scope stats:read. Columns: ref, code, variant, status, first_click_at,"
+                " human_clicks, bot_clicks, conversions, revenue. RFC 4180."
+            ),
+            "security": _SECURED,
+            "parameters": [
+                _CAMPAIGN_ID,
+                {
+                    "name": "only",
+                    "in": "query",
+                    "schema": {"enum": ["delivered_not_clicked", "clicked_not_converted"]},
+                },
+            ],
+            "responses": {
+                "200": {"description": "CSV", "content": {"text/csv": {}}},
+                **_errors(401, 403, 404, 422, 503),
+            },
+        }
+    },
     "/api/v1/conversions": {
         "post": {
             "summary": "Report conversions (server to server)",
@@ -496,6 +543,50 @@ _SCHEMAS: dict[str, Any] = {
                 },
             },
         ]
+    },
+    "Kpis": {
+        "type": "object",
+        "description": "DESIGN.md §4 KPI definitions; rates are null when undefined.",
+        "properties": {
+            name: {"type": ["number", "integer", "string", "object", "null"]}
+            for name in (
+                "issued",
+                "sent",
+                "delivered",
+                "failed",
+                "opted_out",
+                "ctr_base",
+                "base",
+                "delivery_rate",
+                "human_clicks",
+                "bot_clicks",
+                "unique_clickers",
+                "ctr",
+                "conversions",
+                "converters",
+                "conversion_rate",
+                "click_conversion_rate",
+                "revenue",
+                "cost",
+                "roi",
+                "cost_per_conversion",
+                "opt_out_rate",
+            )
+        },
+    },
+    "Stats": {
+        "type": "object",
+        "properties": {
+            "campaign_id": {"type": "integer"},
+            "from": {"type": ["string", "null"]},
+            "to": {"type": ["string", "null"]},
+            "totals": _ref("Kpis"),
+            "variants": {"type": "array", "items": {"allOf": [_ref("Kpis")]}},
+            "devices": {"type": "array", "items": {"type": "object"}},
+            "os": {"type": "array", "items": {"type": "object"}},
+            "time_to_first_click": {"type": "object"},
+            "series": {"type": "object"},
+        },
     },
     "Event": {
         "type": "object",

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tracker import report
 from tracker.models import Campaign, CampaignSpec, Principal, Variant
 from tracker.web.api.auth import require
 from tracker.web.api.body import read_json
@@ -50,7 +51,11 @@ async def list_campaigns(request: Request) -> Response:
     campaigns = await store.list_campaigns(principal.workspace.id, limit + 1, before)
     page = campaigns[:limit]
     next_cursor = page[-1].id if len(campaigns) > limit else None
-    return json_response({"campaigns": [render(c) for c in page], "next_cursor": next_cursor})
+    listed = []
+    for campaign in page:  # with the numbers campaigns are compared by
+        results = await store.campaign_results(campaign.id)
+        listed.append({**render(campaign), "kpis": report.headline(campaign, results)})
+    return json_response({"campaigns": listed, "next_cursor": next_cursor})
 
 
 async def get_campaign(request: Request) -> Response:

@@ -1,0 +1,56 @@
+"""Folding clicks: in one go or in pieces, the totals are the same."""
+
+from __future__ import annotations
+
+import random
+
+from tracker.rollup import HOUR_MS, ClickFacts, LinkState, Tally, fold
+
+T0 = 1_800_000_000_000
+
+
+def click(link: int, at: int, human: bool = True, variant: str = "A") -> ClickFacts:
+    return ClickFacts(link, 1, variant, at, human, "mobile", "iOS")
+
+
+def test_unique_clickers_count_a_link_once() -> None:
+    tally = fold([click(1, T0), click(1, T0 + 5), click(2, T0, human=False)], {})
+    assert tally.human == {(1, "A"): 2}
+    assert tally.bot == {(1, "A"): 1}
+    assert tally.clickers == {(1, "A"): 1}
+    assert tally.links[1] == LinkState(1, "A", 2, 0, T0)
+    assert tally.links[2] == LinkState(1, "A", 0, 1, None)
+    assert tally.hours == {(1, T0 // HOUR_MS): [2, 1]}
+    assert tally.devices == {(1, "mobile", "iOS"): 2}
+
+
+def test_a_link_already_clicked_is_not_a_new_clicker() -> None:
+    known = {1: LinkState(1, "A", 1, 0, T0)}
+    tally = fold([click(1, T0 - 10)], known)
+    assert tally.clickers == {}
+    assert tally.links[1].first_human_at == T0 - 10  # an earlier click, folded late
+
+
+def test_a_bot_then_a_human_click_makes_a_clicker() -> None:
+    known = {1: LinkState(1, "A", 0, 3, None)}
+    assert fold([click(1, T0)], known).clickers == {(1, "A"): 1}
+
+
+def test_folding_in_pieces_equals_folding_at_once() -> None:
+    rng = random.Random(11)
+    clicks = [
+        click(
+            rng.randint(1, 50),
+            T0 + rng.randint(0, 30 * HOUR_MS),
+            rng.random() < 0.7,
+            rng.choice("AB"),
+        )
+        for _ in range(2000)
+    ]
+    whole = fold(clicks, {})
+    pieces, known = Tally(), {}
+    for start in range(0, len(clicks), 137):
+        part = fold(clicks[start : start + 137], known)
+        known.update(part.links)
+        pieces.add(part)
+    assert pieces == whole

@@ -1,0 +1,203 @@
+"""The read side of campaign results on SQLite: plain ``sqlite3`` functions that run in a
+worker thread, each inside one read transaction (one consistent snapshot).
+
+Two ways to the same numbers (decision 0009): ``from_rollups`` reads the rollup tables
+(current once ``SqliteStore.fold_all_clicks`` has run) — a few small rows whatever the
+campaign's size; ``recount`` folds the raw clicks of a time range with the same
+``tracker.rollup.fold`` — what a range needs, and what the tests compare the rollups with.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from decimal import Decimal
+
+import orjson
+
+from tracker import rollup
+from tracker.models import CampaignResults, RecipientRow
+
+HOUR_MS = rollup.HOUR_MS
+_COUNT_COLUMNS = (
+    "issued", "sent", "delivered", "failed", "opted_out", "receipted",
+    "human_clicks", "bot_clicks", "unique_clickers",
+)  # fmt: skip
+
+
+def connect(uri: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA query_only=ON")
+    conn.execute("PRAGMA mmap_size=1073741824")
+    return conn
+
+
+def from_rollups(conn: sqlite3.Connection, campaign_id: int) -> CampaignResults:
+    conn.execute("BEGIN")
+    try:
+        results = CampaignResults()
+        _cohort(conn, campaign_id, results, with_clicks=True)
+        for hour, human, bot in conn.execute(
+            "SELECT hour, human, bot FROM click_hours WHERE campaign_id = ?", (campaign_id,)
+        ):
+            results.hours[hour] = [human, bot, 0]
+        for device, os, human in conn.execute(
+            "SELECT device, os, human FROM click_devices WHERE campaign_id = ?", (campaign_id,)
+        ):
+            results.devices[(device, os)] = human
+        results.first_click_delays = [
+            row[0]
+            for row in conn.execute(
+                "SELECT first_human_at - started_at FROM link_clicks"
+                " WHERE campaign_id = ? AND first_human_at IS NOT NULL ORDER BY 1",
+                (campaign_id,),
+            )
+        ]
+        _conversions(conn, campaign_id, results, None, None)
+        return results
+    finally:
+        conn.execute("COMMIT")
+
+
+def recount(
+    conn: sqlite3.Connection, campaign_id: int, since_ms: int | None, until_ms: int | None
+) -> CampaignResults:
+    """Clicks and conversions in [since, until) folded from the raw rows; links and
+    receipts (the cohort) are the campaign's whole."""
+    since = -(2**62) if since_ms is None else since_ms
+    until = 2**62 if until_ms is None else until_ms
+    conn.execute("BEGIN")
+    try:
+        results = CampaignResults()
+        _cohort(conn, campaign_id, results, with_clicks=False)
+        clicks = conn.execute(
+            "SELECT c.link_id, c.campaign_id, coalesce(l.variant, ''), c.clicked_at,"
+            " c.kind = 'human', c.device, c.os FROM clicks c JOIN links l ON l.id = c.link_id"
+            " WHERE c.campaign_id = ? AND c.clicked_at >= ? AND c.clicked_at < ?",
+            (campaign_id, since, until),
+        )
+        tally = rollup.fold((rollup.ClickFacts(*row) for row in clicks), {})
+        for (_, variant), n in tally.human.items():
+            results.variant(variant).human_clicks += n
+        for (_, variant), n in tally.bot.items():
+            results.variant(variant).bot_clicks += n
+        for (_, variant), n in tally.clickers.items():
+            results.variant(variant).unique_clickers += n
+        for (_, hour), (human, bot) in tally.hours.items():
+            results.hours[hour] = [human, bot, 0]
+        for (_, device, os), n in tally.devices.items():
+            results.devices[(device, os)] = n
+        firsts = {i: s.first_human_at for i, s in tally.links.items() if s.first_human_at}
+        starts = dict(
+            conn.execute(
+                "SELECT l.id, coalesce(e.at, l.created_at) FROM links l"
+                " LEFT JOIN message_events e ON e.link_id = l.id AND e.status = 'delivered'"
+                " WHERE l.id IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(sorted(firsts)),),
+            ).fetchall()
+        )
+        results.first_click_delays = sorted(at - starts[i] for i, at in firsts.items())
+        _conversions(conn, campaign_id, results, since, until)
+        return results
+    finally:
+        conn.execute("COMMIT")
+
+
+def _cohort(
+    conn: sqlite3.Connection, campaign_id: int, results: CampaignResults, *, with_clicks: bool
+) -> None:
+    columns = _COUNT_COLUMNS if with_clicks else _COUNT_COLUMNS[:6]
+    for variant, *values in conn.execute(
+        f"SELECT variant, {', '.join(columns)} FROM variant_counts WHERE campaign_id = ?",
+        (campaign_id,),
+    ):
+        counts = results.variant(variant)
+        for name, value in zip(columns, values, strict=True):
+            setattr(counts, name, value)
+
+
+def _conversions(
+    conn: sqlite3.Connection,
+    campaign_id: int,
+    results: CampaignResults,
+    since: int | None,
+    until: int | None,
+) -> None:
+    """Attributed conversions: a few per thousand clicks, so read whole, not rolled up."""
+    converters: dict[str, set[int]] = {}
+    for variant, link_id, occurred_at, value, currency in conn.execute(
+        "SELECT coalesce(variant, ''), link_id, occurred_at, value, currency FROM conversions"
+        " WHERE campaign_id = ? AND occurred_at >= ? AND occurred_at < ?",
+        (campaign_id, -(2**62) if since is None else since, 2**62 if until is None else until),
+    ):
+        counts = results.variant(variant)
+        counts.conversions += 1
+        converters.setdefault(variant, set()).add(link_id)
+        if value is not None:
+            counts.revenue[currency] = counts.revenue.get(currency, Decimal(0)) + Decimal(value)
+        results.hours.setdefault(occurred_at // HOUR_MS, [0, 0, 0])[2] += 1
+    for variant, links in converters.items():
+        results.variant(variant).converters = len(links)
+
+
+# The per-recipient export
+
+_LAST_STATUS_ORDER = {"sent": 0, "delivered": 1, "failed": 2, "opted_out": 3}
+
+
+def recipients(
+    conn: sqlite3.Connection, campaign_id: int, only: str | None, page: int = 5000
+) -> Iterator[list[RecipientRow]]:
+    """Every recipient of the campaign, in ref order, ``page`` links at a time; memory
+    holds one page (and the campaign's conversions, a few per thousand links)."""
+    conn.execute("BEGIN")
+    try:
+        converted: dict[int, tuple[int, dict[str, Decimal]]] = {}
+        for link_id, value, currency in conn.execute(
+            "SELECT link_id, value, currency FROM conversions WHERE campaign_id = ?",
+            (campaign_id,),
+        ):
+            count, revenue = converted.get(link_id, (0, {}))
+            if value is not None:
+                revenue[currency] = revenue.get(currency, Decimal(0)) + Decimal(value)
+            converted[link_id] = (count + 1, revenue)
+        after = ""
+        while True:
+            links = conn.execute(
+                "SELECT l.id, l.ref, l.code, l.variant, c.human, c.bot, c.first_human_at"
+                " FROM links l LEFT JOIN link_clicks c ON c.link_id = l.id"
+                " WHERE l.campaign_id = ? AND l.ref > ? ORDER BY l.ref LIMIT ?",
+                (campaign_id, after, page),
+            ).fetchall()
+            if not links:
+                return
+            after = links[-1][1]
+            statuses: dict[int, tuple[int, int, str]] = {}
+            delivered: set[int] = set()
+            for link_id, status, at in conn.execute(
+                "SELECT link_id, status, at FROM message_events"
+                " WHERE link_id IN (SELECT value FROM json_each(?))",
+                (orjson.dumps([row[0] for row in links]),),
+            ):
+                if status == "delivered":
+                    delivered.add(link_id)
+                key = (at, _LAST_STATUS_ORDER[status], status)
+                if link_id not in statuses or key > statuses[link_id]:
+                    statuses[link_id] = key
+            rows = []
+            for link_id, ref, code, variant, human, bot, first in links:
+                count, revenue = converted.get(link_id, (0, {}))
+                status = statuses[link_id][2] if link_id in statuses else None
+                row = RecipientRow(
+                    ref, code, variant, status, first, human or 0, bot or 0, count, revenue
+                )
+                if only == "delivered_not_clicked" and (
+                    link_id not in delivered or row.human_clicks
+                ):
+                    continue
+                if only == "clicked_not_converted" and not (row.human_clicks and not count):
+                    continue
+                rows.append(row)
+            yield rows
+    finally:
+        conn.execute("COMMIT")

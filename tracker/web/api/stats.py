@@ -1,0 +1,106 @@
+"""Campaign results: ``GET /api/v1/campaigns/{id}/stats`` and the per-recipient CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tracker import report
+from tracker.models import RECIPIENT_FILTERS, Campaign, RecipientRow
+from tracker.web.api.auth import require
+from tracker.web.api.campaigns import find_campaign
+from tracker.web.errors import ApiError, invalid
+from tracker.web.responses import StreamResponse, json_response
+from tracker.web.services import Services, services_of
+
+CSV_COLUMNS = (
+    "ref", "code", "variant", "status", "first_click_at", "human_clicks", "bot_clicks",
+    "conversions", "revenue",
+)  # fmt: skip
+
+
+async def get_stats(request: Request) -> Response:
+    principal = require(request, "stats:read")
+    campaign = await find_campaign(request, principal)
+    since = _query_time(request, "from")
+    until = _query_time(request, "to")
+    if since is not None and until is not None and since >= until:
+        raise invalid("to", "must be after from")
+    bucket = request.query_params.get("bucket", "day")
+    if bucket not in report.BUCKETS:
+        raise invalid("bucket", "must be hour or day")
+    store = services_of(request).store
+    results = await store.campaign_results(campaign.id, since, until)
+    try:
+        body = report.document(campaign, results, since_ms=since, until_ms=until, bucket=bucket)
+    except report.TooManyPoints as error:
+        raise invalid("bucket", f"gives too many points ({error}): use day, or a range") from None
+    return json_response(body)
+
+
+async def get_recipients_csv(request: Request) -> Response:
+    principal = require(request, "stats:read")
+    campaign = await find_campaign(request, principal)
+    only = request.query_params.get("only")
+    if only is not None and only not in RECIPIENT_FILTERS:
+        raise invalid("only", f"must be one of {', '.join(RECIPIENT_FILTERS)}")
+    services = services_of(request)
+    filename = f"{campaign.slug}-recipients{'-' + only if only else ''}.csv"
+    return StreamResponse(
+        _csv(services, campaign, only),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def _csv(services: Services, campaign: Campaign, only: str | None) -> AsyncIterator[bytes]:
+    """RFC 4180: CRLF line ends, fields quoted when they need it; one page in memory."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    async for page in services.store.recipient_rows(campaign.id, only):
+        for row in page:
+            writer.writerow(_csv_row(row))
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
+
+
+def _csv_row(row: RecipientRow) -> list[object]:
+    revenue = " ".join(f"{format(v, 'f')} {cur}" for cur, v in sorted(row.revenue.items()))
+    return [
+        row.ref,
+        row.code,
+        row.variant or "",
+        row.status or "",
+        report.iso(row.first_click_at) or "",
+        row.human_clicks,
+        row.bot_clicks,
+        row.conversions,
+        revenue,
+    ]
+
+
+def _query_time(request: Request, name: str) -> int | None:
+    text = request.query_params.get(name)
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace(" ", "+"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ApiError(
+            422,
+            "invalid_field",
+            f"{name} must be an RFC 3339 time with offset, e.g. 2026-01-31T18:00:00Z",
+            name,
+        )
+    return int(moment.timestamp() * 1000)
