@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from tracker import report
 from tracker.models import RECIPIENT_FILTERS, Campaign, RecipientRow
 from tracker.web.api.auth import require
 from tracker.web.api.campaigns import find_campaign
 from tracker.web.errors import ApiError, invalid
-from tracker.web.responses import StreamResponse, json_response
+from tracker.web.responses import json_response
 from tracker.web.services import Services, services_of
 
 CSV_COLUMNS = (
@@ -51,7 +51,7 @@ async def get_recipients_csv(request: Request) -> Response:
         raise invalid("only", f"must be one of {', '.join(RECIPIENT_FILTERS)}")
     services = services_of(request)
     filename = f"{campaign.slug}-recipients{'-' + only if only else ''}.csv"
-    return StreamResponse(
+    return StreamingResponse(  # stops reading the store if the client goes away
         _csv(services, campaign, only),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
