@@ -35,14 +35,6 @@ class LinkState(NamedTuple):
     bot: int
     first_human_at: int | None  # ms; None until the link's first human click
 
-    def with_click(self, click: ClickFacts) -> LinkState:
-        if not click.human:
-            return self._replace(bot=self.bot + 1)
-        first = self.first_human_at
-        if first is None or click.clicked_at_ms < first:
-            first = click.clicked_at_ms
-        return self._replace(human=self.human + 1, first_human_at=first)
-
 
 @dataclass
 class Tally:
@@ -77,21 +69,42 @@ def fold(clicks: Iterable[ClickFacts], known: Mapping[int, LinkState]) -> Tally:
     """The increments ``clicks`` make; ``known`` holds the state of links clicked before
     (a link absent from it has had no click)."""
     tally = Tally()
+    human, bot, clickers = tally.human, tally.bot, tally.clickers
+    hours, devices = tally.hours, tally.devices
+    links: dict[int, list[int | None]] = {}  # link → [human, bot, first human click]
+    variants: dict[int, tuple[int, str]] = {}
     for click in clicks:
         key = (click.campaign_id, click.variant)
-        hour = tally.hours.setdefault((click.campaign_id, click.clicked_at_ms // HOUR_MS), [0, 0])
-        state = tally.links.get(click.link_id) or known.get(click.link_id)
+        state = links.get(click.link_id)
         if state is None:
-            state = LinkState(click.campaign_id, click.variant, 0, 0, None)
+            before = known.get(click.link_id)
+            state = (
+                [0, 0, None]
+                if before is None
+                else [before.human, before.bot, before.first_human_at]
+            )
+            links[click.link_id] = state
+            variants[click.link_id] = key
+        hour = hours.get((click.campaign_id, click.clicked_at_ms // HOUR_MS))
+        if hour is None:
+            hour = hours[(click.campaign_id, click.clicked_at_ms // HOUR_MS)] = [0, 0]
         if click.human:
-            tally.human[key] = tally.human.get(key, 0) + 1
+            human[key] = human.get(key, 0) + 1
             hour[0] += 1
             device = (click.campaign_id, click.device, click.os)
-            tally.devices[device] = tally.devices.get(device, 0) + 1
-            if state.first_human_at is None:
-                tally.clickers[key] = tally.clickers.get(key, 0) + 1
+            devices[device] = devices.get(device, 0) + 1
+            first = state[2]
+            if first is None:
+                clickers[key] = clickers.get(key, 0) + 1
+                state[2] = click.clicked_at_ms
+            elif click.clicked_at_ms < first:
+                state[2] = click.clicked_at_ms
+            state[0] += 1  # type: ignore[operator]
         else:
-            tally.bot[key] = tally.bot.get(key, 0) + 1
+            bot[key] = bot.get(key, 0) + 1
             hour[1] += 1
-        tally.links[click.link_id] = state.with_click(click)
+            state[1] += 1  # type: ignore[operator]
+    for link_id, (h, b, first) in links.items():
+        campaign_id, variant = variants[link_id]
+        tally.links[link_id] = LinkState(campaign_id, variant, h or 0, b or 0, first)
     return tally

@@ -36,19 +36,19 @@ CREATE TABLE click_devices (
     PRIMARY KEY (campaign_id, device, os)
 ) WITHOUT ROWID;
 
--- One row per clicked link. started_at: the link's delivery receipt time, else its issue
--- time (for time to first click).
+-- One row per clicked link, by campaign (the fold knows both; stats read a campaign's
+-- range). started_at: the link's delivery receipt time, else its issue time (for time to
+-- first click).
 CREATE TABLE link_clicks (
-    link_id        INTEGER PRIMARY KEY,
     campaign_id    INTEGER NOT NULL,
+    link_id        INTEGER NOT NULL,
     variant        TEXT NOT NULL,
     human          INTEGER NOT NULL,
     bot            INTEGER NOT NULL,
     first_human_at INTEGER,
-    started_at     INTEGER NOT NULL
-);
-
-CREATE INDEX link_clicks_by_campaign ON link_clicks (campaign_id);
+    started_at     INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, link_id)
+) WITHOUT ROWID;
 
 CREATE TABLE rollup_state (
     name  TEXT PRIMARY KEY,

@@ -38,14 +38,10 @@ def test_a_bot_then_a_human_click_makes_a_clicker() -> None:
 
 def test_folding_in_pieces_equals_folding_at_once() -> None:
     rng = random.Random(11)
-    clicks = [
-        click(
-            rng.randint(1, 50),
-            T0 + rng.randint(0, 30 * HOUR_MS),
-            rng.random() < 0.7,
-            rng.choice("AB"),
-        )
-        for _ in range(2000)
+    links = [rng.randint(1, 50) for _ in range(2000)]
+    clicks = [  # a link's variant never changes
+        click(link, T0 + rng.randint(0, 30 * HOUR_MS), rng.random() < 0.7, "AB"[link % 2])
+        for link in links
     ]
     whole = fold(clicks, {})
     pieces, known = Tally(), {}

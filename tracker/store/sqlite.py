@@ -703,8 +703,8 @@ class SqliteStore:
                     await _count(conn, campaign_id, name, per_variant)
                 # A clicked link's time to first click runs from its delivery, once known.
                 await conn.executemany(
-                    "UPDATE link_clicks SET started_at = ? WHERE link_id = ?",
-                    [(row[3], row[1]) for row in inserts if row[2] == "delivered"],
+                    "UPDATE link_clicks SET started_at = ? WHERE campaign_id = ? AND link_id = ?",
+                    [(row[3], campaign_id, row[1]) for row in inserts if row[2] == "delivered"],
                 )
         return EventsResult(len(inserts), len(named) - len(inserts), unknown)
 
@@ -721,24 +721,39 @@ class SqliteStore:
             last = int(row[0]) if row else 0
             clicks = await conn.execute_fetchall(
                 "SELECT c.id, c.link_id, c.campaign_id, coalesce(l.variant, ''), c.clicked_at,"
-                " c.kind = 'human', c.device, c.os FROM clicks c JOIN links l ON l.id = c.link_id"
+                " c.kind = 'human', c.device, c.os, l.created_at"
+                " FROM clicks c JOIN links l ON l.id = c.link_id"
                 " WHERE c.id > ? ORDER BY c.id LIMIT ?",
                 (last, limit),
             )
             if not clicks:
                 return 0
-            facts = [rollup.ClickFacts(*row[1:]) for row in clicks if row[2] is not None]
-            link_ids = sorted({f.link_id for f in facts})
-            known = {
-                row[0]: rollup.LinkState(*row[1:])
-                for row in await conn.execute_fetchall(
+            facts = [rollup.ClickFacts(*row[1:8]) for row in clicks if row[2] is not None]
+            issued_at = {row[1]: row[8] for row in clicks}
+            by_campaign: dict[int, set[int]] = {}
+            for fact in facts:
+                by_campaign.setdefault(fact.campaign_id, set()).add(fact.link_id)
+            known: dict[int, rollup.LinkState] = {}
+            for campaign_id, link_ids in by_campaign.items():
+                rows = await conn.execute_fetchall(
                     "SELECT link_id, campaign_id, variant, human, bot, first_human_at"
-                    " FROM link_clicks WHERE link_id IN (SELECT value FROM json_each(?))",
-                    (orjson.dumps(link_ids),),
+                    " FROM link_clicks WHERE campaign_id = ?"
+                    " AND link_id IN (SELECT value FROM json_each(?))",
+                    (campaign_id, orjson.dumps(sorted(link_ids))),
                 )
-            }
+                known.update((row[0], rollup.LinkState(*row[1:])) for row in rows)
             tally = rollup.fold(facts, known)
-            await _apply(conn, tally, known)
+            fresh = [link_id for link_id in tally.links if link_id not in known]
+            started = dict(issued_at)
+            if fresh:
+                started.update(
+                    await conn.execute_fetchall(
+                        "SELECT link_id, at FROM message_events WHERE status = 'delivered'"
+                        " AND link_id IN (SELECT value FROM json_each(?))",
+                        (orjson.dumps(fresh),),
+                    )
+                )
+            await _apply(conn, tally, started)
             await conn.execute(
                 "UPDATE rollup_state SET value = ? WHERE name = 'clicks'", (clicks[-1][0],)
             )
@@ -995,9 +1010,10 @@ async def _count(
 
 
 async def _apply(
-    conn: aiosqlite.Connection, tally: rollup.Tally, known: Mapping[int, rollup.LinkState]
+    conn: aiosqlite.Connection, tally: rollup.Tally, started: Mapping[int, int]
 ) -> None:
-    """Write a fold's increments into the rollup tables."""
+    """Write a fold's increments into the rollup tables; ``started``: when each newly
+    clicked link's clock starts (its delivery receipt, else its issue)."""
     keys = sorted({*tally.human, *tally.bot, *tally.clickers})
     await conn.executemany(
         "INSERT INTO variant_counts (campaign_id, variant, human_clicks, bot_clicks,"
@@ -1021,25 +1037,14 @@ async def _apply(
         [(*key, n) for key, n in tally.devices.items()],
     )
     await conn.executemany(
-        "UPDATE link_clicks SET human = ?, bot = ?, first_human_at = ? WHERE link_id = ?",
+        "INSERT INTO link_clicks (campaign_id, link_id, variant, human, bot, first_human_at,"
+        " started_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+        " human = excluded.human, bot = excluded.bot, first_human_at = excluded.first_human_at",
         [
-            (state.human, state.bot, state.first_human_at, link_id)
-            for link_id, state in tally.links.items()
-            if link_id in known
+            (s.campaign_id, link_id, s.variant, s.human, s.bot, s.first_human_at, started[link_id])
+            for link_id, s in tally.links.items()
         ],
     )
-    fresh = [link_id for link_id in tally.links if link_id not in known]
-    if fresh:
-        # A new clicked link's clock starts at its delivery receipt, else at its issue.
-        await conn.execute(
-            "INSERT INTO link_clicks (link_id, campaign_id, variant, human, bot,"
-            " first_human_at, started_at)"
-            " SELECT f.value ->> 0, f.value ->> 1, f.value ->> 2, f.value ->> 3, f.value ->> 4,"
-            " f.value ->> 5, coalesce(e.at, l.created_at)"
-            " FROM json_each(?) f JOIN links l ON l.id = f.value ->> 0"
-            " LEFT JOIN message_events e ON e.link_id = l.id AND e.status = 'delivered'",
-            (orjson.dumps([[link_id, *tally.links[link_id]] for link_id in fresh]),),
-        )
 
 
 _INSERT_CONVERSION = (

@@ -165,7 +165,8 @@ def recipients(
         while True:
             links = conn.execute(
                 "SELECT l.id, l.ref, l.code, l.variant, c.human, c.bot, c.first_human_at"
-                " FROM links l LEFT JOIN link_clicks c ON c.link_id = l.id"
+                " FROM links l LEFT JOIN link_clicks c"
+                " ON c.campaign_id = l.campaign_id AND c.link_id = l.id"
                 " WHERE l.campaign_id = ? AND l.ref > ? ORDER BY l.ref LIMIT ?",
                 (campaign_id, after, page),
             ).fetchall()
