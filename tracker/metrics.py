@@ -131,6 +131,19 @@ def percentile(sorted_values: Sequence[float], p: float) -> float | None:
     return sorted_values[rank - 1]
 
 
+def histogram_percentile(counts: Mapping[int, int], p: float) -> int | None:
+    """Nearest-rank percentile (``p`` in 0..100) of values given as {value: how many}."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    rank, seen = max(1, math.ceil(p / 100 * total)), 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    raise AssertionError("unreachable: the ranks add up to the total")
+
+
 def verdicts(
     control: Counts, variant: Counts, *, base_is_delivered: bool
 ) -> Mapping[str, dict[str, Any]]:

@@ -203,7 +203,8 @@ class CampaignResults:
     counts: dict[str, Counts] = field(default_factory=dict)  # by variant ('' = none)
     hours: dict[int, list[int]] = field(default_factory=dict)  # hour → [human, bot, conv.]
     devices: dict[tuple[str, str], int] = field(default_factory=dict)  # human clicks
-    first_click_delays: list[int] = field(default_factory=list)  # ms, sorted
+    # time to first click: rollup.delay_bucket → clickers (see tracker.rollup)
+    first_click_buckets: dict[int, int] = field(default_factory=dict)
 
     def variant(self, key: str) -> Counts:
         return self.counts.setdefault(key, Counts())

@@ -8,7 +8,7 @@ from typing import Any
 
 from tracker import metrics
 from tracker.models import Campaign, CampaignResults, Counts
-from tracker.rollup import HOUR_MS
+from tracker.rollup import HOUR_MS, bucket_seconds
 
 DAY_MS = 24 * HOUR_MS
 BUCKETS = {"hour": HOUR_MS, "day": DAY_MS}
@@ -68,7 +68,7 @@ def document(
             )
         variants.append(entry)
     human = sum(results.devices.values())
-    delays = results.first_click_delays
+    buckets = results.first_click_buckets
     return {
         "campaign_id": campaign.id,
         "from": iso(since_ms),
@@ -79,9 +79,9 @@ def document(
         "os": _split(results, 1, human),
         "time_to_first_click": {
             "from": "delivery, else issue",
-            "clickers": len(delays),
-            "p50_seconds": _seconds(metrics.percentile(delays, 50)),
-            "p90_seconds": _seconds(metrics.percentile(delays, 90)),
+            "clickers": sum(buckets.values()),
+            "p50_seconds": _seconds(metrics.histogram_percentile(buckets, 50)),
+            "p90_seconds": _seconds(metrics.histogram_percentile(buckets, 90)),
         },
         "series": {"bucket": bucket, "points": series(results, bucket, since_ms, until_ms)},
     }
@@ -140,5 +140,5 @@ def _split(results: CampaignResults, part: int, human: int) -> list[dict[str, An
     ]
 
 
-def _seconds(ms: float | None) -> float | None:
-    return None if ms is None else ms / 1000
+def _seconds(bucket: int | None) -> float | None:
+    return None if bucket is None else bucket_seconds(bucket)

@@ -10,12 +10,33 @@ gives the totals of all of them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 HOUR_MS = 3_600_000
 NO_VARIANT = ""  # the variant key of links of a campaign without variants
+
+# Time to first click is kept as a histogram: whole seconds up to EXACT_SECONDS, then buckets
+# STEP (0.1 %) wide. A campaign has a few thousand buckets at most, whatever its size.
+EXACT_SECONDS = 1000
+_LOG_STEP = math.log(1.001)
+
+
+def delay_bucket(delay_ms: int) -> int:
+    """The histogram bucket of a delay (a click before its delivery receipt counts as 0)."""
+    seconds = max(0, delay_ms) // 1000
+    if seconds < EXACT_SECONDS:
+        return seconds
+    return EXACT_SECONDS + int(math.log(seconds / EXACT_SECONDS) / _LOG_STEP)
+
+
+def bucket_seconds(bucket: int) -> float:
+    """The smallest delay, in seconds, of a bucket (exact below ``EXACT_SECONDS``)."""
+    if bucket < EXACT_SECONDS:
+        return float(bucket)
+    return round(EXACT_SECONDS * math.exp((bucket - EXACT_SECONDS) * _LOG_STEP), 3)
 
 
 class ClickFacts(NamedTuple):

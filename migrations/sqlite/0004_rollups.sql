@@ -50,6 +50,15 @@ CREATE TABLE link_clicks (
     PRIMARY KEY (campaign_id, link_id)
 ) WITHOUT ROWID;
 
+-- Time to first click per campaign as a histogram (tracker.rollup.delay_bucket): exact
+-- seconds up to 1 000 s, 0.1 %-wide buckets above; a few thousand rows at most.
+CREATE TABLE first_click_delays (
+    campaign_id INTEGER NOT NULL,
+    bucket      INTEGER NOT NULL,
+    clickers    INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, bucket)
+) WITHOUT ROWID;
+
 CREATE TABLE rollup_state (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL

@@ -139,3 +139,15 @@ def test_counts_add_up() -> None:
         unique_clickers=1,
         revenue={"EUR": Decimal("2.00"), "USD": Decimal(3)},
     )
+
+
+def test_histogram_percentiles_match_the_plain_ones() -> None:
+    rng = random.Random(2)
+    for _ in range(100):
+        values = sorted(rng.randint(0, 30) for _ in range(rng.randint(1, 60)))
+        histogram: dict[int, int] = {}
+        for v in values:
+            histogram[v] = histogram.get(v, 0) + 1
+        for p in (1, 50, 90, 99, 100):
+            assert metrics.histogram_percentile(histogram, p) == metrics.percentile(values, p)
+    assert metrics.histogram_percentile({}, 50) is None

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import random
 
-from tracker.rollup import HOUR_MS, ClickFacts, LinkState, Tally, fold
+import pytest
+
+from tracker.rollup import (
+    HOUR_MS,
+    ClickFacts,
+    LinkState,
+    Tally,
+    bucket_seconds,
+    delay_bucket,
+    fold,
+)
 
 T0 = 1_800_000_000_000
 
@@ -50,3 +60,31 @@ def test_folding_in_pieces_equals_folding_at_once() -> None:
         known.update(part.links)
         pieces.add(part)
     assert pieces == whole
+
+
+@pytest.mark.parametrize(
+    ("ms", "bucket", "seconds"),
+    [
+        (-5_000, 0, 0.0),  # a click before its delivery receipt's time
+        (0, 0, 0.0),
+        (999, 0, 0.0),
+        (1_000, 1, 1.0),
+        (999_999, 999, 999.0),
+        (1_000_000, 1000, 1000.0),
+        (1_001_000, 1001, 1001.0),
+    ],
+)
+def test_delay_buckets(ms: int, bucket: int, seconds: float) -> None:
+    assert delay_bucket(ms) == bucket
+    assert bucket_seconds(bucket) == seconds
+
+
+def test_delay_buckets_are_at_most_a_thousandth_wide() -> None:
+    previous = delay_bucket(0)
+    for seconds in range(1, 40 * 86_400, 97):
+        bucket = delay_bucket(seconds * 1000)
+        assert bucket >= previous  # monotone
+        low = bucket_seconds(bucket)
+        assert low <= seconds + 1e-6 and seconds < max(low * 1.001, low + 1) + 1e-6
+        previous = bucket
+    assert delay_bucket(30 * 86_400_000) < 9_000  # a month: a few thousand buckets

@@ -701,11 +701,9 @@ class SqliteStore:
                 )
                 for name, per_variant in counts.items():
                     await _count(conn, campaign_id, name, per_variant)
-                # A clicked link's time to first click runs from its delivery, once known.
-                await conn.executemany(
-                    "UPDATE link_clicks SET started_at = ? WHERE campaign_id = ? AND link_id = ?",
-                    [(row[3], campaign_id, row[1]) for row in inserts if row[2] == "delivered"],
-                )
+                delivered = {row[1]: row[3] for row in inserts if row[2] == "delivered"}
+                if delivered:
+                    await _restart_clocks(conn, campaign_id, delivered)
         return EventsResult(len(inserts), len(named) - len(inserts), unknown)
 
     # The click rollup (decision 0009)
@@ -734,17 +732,19 @@ class SqliteStore:
             for fact in facts:
                 by_campaign.setdefault(fact.campaign_id, set()).add(fact.link_id)
             known: dict[int, rollup.LinkState] = {}
+            known_started: dict[int, int] = {}
             for campaign_id, link_ids in by_campaign.items():
                 rows = await conn.execute_fetchall(
-                    "SELECT link_id, campaign_id, variant, human, bot, first_human_at"
-                    " FROM link_clicks WHERE campaign_id = ?"
+                    "SELECT link_id, campaign_id, variant, human, bot, first_human_at,"
+                    " started_at FROM link_clicks WHERE campaign_id = ?"
                     " AND link_id IN (SELECT value FROM json_each(?))",
                     (campaign_id, orjson.dumps(sorted(link_ids))),
                 )
-                known.update((row[0], rollup.LinkState(*row[1:])) for row in rows)
+                known.update((row[0], rollup.LinkState(*row[1:6])) for row in rows)
+                known_started.update((row[0], row[6]) for row in rows)
             tally = rollup.fold(facts, known)
             fresh = [link_id for link_id in tally.links if link_id not in known]
-            started = dict(issued_at)
+            started = {**issued_at, **known_started}
             if fresh:
                 started.update(
                     await conn.execute_fetchall(
@@ -753,7 +753,7 @@ class SqliteStore:
                         (orjson.dumps(fresh),),
                     )
                 )
-            await _apply(conn, tally, started)
+            await _apply(conn, tally, known, started)
             await conn.execute(
                 "UPDATE rollup_state SET value = ? WHERE name = 'clicks'", (clicks[-1][0],)
             )
@@ -785,6 +785,7 @@ class SqliteStore:
                 "DELETE FROM click_hours",
                 "DELETE FROM click_devices",
                 "DELETE FROM link_clicks",
+                "DELETE FROM first_click_delays",
                 "UPDATE variant_counts SET human_clicks = 0, bot_clicks = 0, unique_clickers = 0",
                 "UPDATE rollup_state SET value = 0 WHERE name = 'clicks'",
             ):
@@ -819,7 +820,7 @@ class SqliteStore:
     ) -> AsyncIterator[list[RecipientRow]]:
         """The campaign's recipients page by page, in one read snapshot."""
         await self.fold_all_clicks()
-        conn = await asyncio.to_thread(sqlite_results.connect, self._lookup_uri)
+        conn = await asyncio.to_thread(sqlite_results.connect, self._lookup_uri, False)
         pages = sqlite_results.recipients(conn, campaign_id, only)
         try:
             while (page := await asyncio.to_thread(next, pages, None)) is not None:
@@ -1010,10 +1011,24 @@ async def _count(
 
 
 async def _apply(
-    conn: aiosqlite.Connection, tally: rollup.Tally, started: Mapping[int, int]
+    conn: aiosqlite.Connection,
+    tally: rollup.Tally,
+    known: Mapping[int, rollup.LinkState],
+    started: Mapping[int, int],
 ) -> None:
-    """Write a fold's increments into the rollup tables; ``started``: when each newly
-    clicked link's clock starts (its delivery receipt, else its issue)."""
+    """Write a fold's increments into the rollup tables. ``known``: the links' states
+    before the fold; ``started``: when each link's clock starts (its delivery receipt,
+    else its issue)."""
+    moves: Counter[tuple[int, int]] = Counter()  # (campaign, delay bucket) → clickers
+    for link_id, state in tally.links.items():
+        before = known.get(link_id)
+        old_first = None if before is None else before.first_human_at
+        if state.first_human_at != old_first:
+            if old_first is not None:
+                moves[(state.campaign_id, rollup.delay_bucket(old_first - started[link_id]))] -= 1
+            bucket = rollup.delay_bucket(state.first_human_at - started[link_id])
+            moves[(state.campaign_id, bucket)] += 1
+    await _move_delays(conn, moves)
     keys = sorted({*tally.human, *tally.bot, *tally.clickers})
     await conn.executemany(
         "INSERT INTO variant_counts (campaign_id, variant, human_clicks, bot_clicks,"
@@ -1044,6 +1059,35 @@ async def _apply(
             (s.campaign_id, link_id, s.variant, s.human, s.bot, s.first_human_at, started[link_id])
             for link_id, s in tally.links.items()
         ],
+    )
+
+
+async def _restart_clocks(
+    conn: aiosqlite.Connection, campaign_id: int, delivered: Mapping[int, int]
+) -> None:
+    """A clicked link's time to first click runs from its delivery, once that is known."""
+    rows = await conn.execute_fetchall(
+        "SELECT link_id, first_human_at, started_at FROM link_clicks WHERE campaign_id = ?"
+        " AND link_id IN (SELECT value FROM json_each(?))",
+        (campaign_id, orjson.dumps(sorted(delivered))),
+    )
+    moves: Counter[tuple[int, int]] = Counter()
+    for link_id, first, old_start in rows:
+        if first is not None:
+            moves[(campaign_id, rollup.delay_bucket(first - old_start))] -= 1
+            moves[(campaign_id, rollup.delay_bucket(first - delivered[link_id]))] += 1
+    await conn.executemany(
+        "UPDATE link_clicks SET started_at = ? WHERE campaign_id = ? AND link_id = ?",
+        [(delivered[row[0]], campaign_id, row[0]) for row in rows],
+    )
+    await _move_delays(conn, moves)
+
+
+async def _move_delays(conn: aiosqlite.Connection, moves: Mapping[tuple[int, int], int]) -> None:
+    await conn.executemany(
+        "INSERT INTO first_click_delays (campaign_id, bucket, clickers) VALUES (?, ?, ?)"
+        " ON CONFLICT DO UPDATE SET clickers = clickers + excluded.clickers",
+        [(*key, n) for key, n in moves.items() if n],
     )
 
 

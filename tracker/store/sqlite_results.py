@@ -25,10 +25,14 @@ _COUNT_COLUMNS = (
 )  # fmt: skip
 
 
-def connect(uri: str) -> sqlite3.Connection:
+def connect(uri: str, mapped: bool = True) -> sqlite3.Connection:
+    """A read-only connection; ``mapped`` reads the file through mmap (fast for a few
+    lookups; a long export reads through the page cache instead, so a million rows do not
+    stay mapped into the process)."""
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA query_only=ON")
-    conn.execute("PRAGMA mmap_size=1073741824")
+    if mapped:
+        conn.execute("PRAGMA mmap_size=1073741824")
     return conn
 
 
@@ -45,14 +49,13 @@ def from_rollups(conn: sqlite3.Connection, campaign_id: int) -> CampaignResults:
             "SELECT device, os, human FROM click_devices WHERE campaign_id = ?", (campaign_id,)
         ):
             results.devices[(device, os)] = human
-        results.first_click_delays = [
-            row[0]
-            for row in conn.execute(
-                "SELECT first_human_at - started_at FROM link_clicks"
-                " WHERE campaign_id = ? AND first_human_at IS NOT NULL ORDER BY 1",
+        results.first_click_buckets = dict(
+            conn.execute(
+                "SELECT bucket, clickers FROM first_click_delays"
+                " WHERE campaign_id = ? AND clickers != 0",
                 (campaign_id,),
-            )
-        ]
+            ).fetchall()
+        )
         _conversions(conn, campaign_id, results, None, None)
         return results
     finally:
@@ -87,7 +90,9 @@ def recount(
             results.hours[hour] = [human, bot, 0]
         for (_, device, os), n in tally.devices.items():
             results.devices[(device, os)] = n
-        firsts = {i: s.first_human_at for i, s in tally.links.items() if s.first_human_at}
+        firsts = {
+            i: s.first_human_at for i, s in tally.links.items() if s.first_human_at is not None
+        }
         starts = dict(
             conn.execute(
                 "SELECT l.id, coalesce(e.at, l.created_at) FROM links l"
@@ -96,7 +101,10 @@ def recount(
                 (orjson.dumps(sorted(firsts)),),
             ).fetchall()
         )
-        results.first_click_delays = sorted(at - starts[i] for i, at in firsts.items())
+        buckets = results.first_click_buckets
+        for link_id, at in firsts.items():
+            bucket = rollup.delay_bucket(at - starts[link_id])
+            buckets[bucket] = buckets.get(bucket, 0) + 1
         _conversions(conn, campaign_id, results, since, until)
         return results
     finally:
