@@ -63,6 +63,9 @@ PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA temp_store=MEMORY",
     "PRAGMA cache_size=-65536",
+    # Read pages straight from the mapped file: the rollup's per-link lookups (links,
+    # receipts) are random over tables larger than the page cache (≈ 2x faster measured).
+    "PRAGMA mmap_size=1073741824",
 )
 
 SNAPSHOT_SECONDS = 0.5
