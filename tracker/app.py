@@ -95,7 +95,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Front:
     (``app.services.writer.close()``) and closes the store — tests do this, as httpx's
     ASGITransport runs no lifespan.
     """
-    services = Services(settings, store or open_store(settings.database_url))
+    services = Services(
+        settings, store or open_store(settings.database_url, settings.rollup_seconds)
+    )
     if store is not None:
         services.load_codes()
 

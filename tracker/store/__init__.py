@@ -8,13 +8,15 @@ from __future__ import annotations
 from tracker.store.base import Store, StoreError
 
 
-def open_store(database_url: str) -> Store:
-    """An unopened store for ``database_url`` (``sqlite:///path`` or a plain file path)."""
+def open_store(database_url: str, rollup_seconds: float = 1.0) -> Store:
+    """An unopened store for ``database_url`` (``sqlite:///path`` or a plain file path).
+    ``rollup_seconds``: how often the click rollup is brought up to date in the background
+    (0: never; results then fold what is pending when they are read)."""
     scheme, sep, rest = database_url.partition("://")
     if not sep:
         scheme, rest = "sqlite", "/" + database_url
     if scheme == "sqlite":
         from tracker.store.sqlite import SqliteStore
 
-        return SqliteStore(rest[1:] if rest.startswith("/") else rest)
+        return SqliteStore(rest[1:] if rest.startswith("/") else rest, rollup_seconds)
     raise StoreError(f"unsupported database URL scheme {scheme!r}; supported: sqlite")

@@ -111,8 +111,9 @@ class SqliteStore:
     microseconds, so they run on the event loop itself: a thread hop would cost more.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, rollup_seconds: float = ROLLUP_SECONDS) -> None:
         self.path = path
+        self._rollup_seconds = rollup_seconds
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lookup: sqlite3.Connection | None = None
@@ -147,7 +148,9 @@ class SqliteStore:
             )
             self._checkpointer.start()
             self._stopping = asyncio.Event()
-            self._roller = asyncio.get_running_loop().create_task(self._roll(), name="rollup")
+            if self._rollup_seconds > 0:
+                loop = asyncio.get_running_loop()
+                self._roller = loop.create_task(self._roll(), name="rollup")
         except (aiosqlite.Error, sqlite3.Error) as error:
             raise StoreError(f"cannot open SQLite database {self.path!r}: {error}") from error
         meta = {name: bytes(value) for name, value in rows}
@@ -768,7 +771,7 @@ class SqliteStore:
         folded_up_to = -1
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), ROLLUP_SECONDS)
+                await asyncio.wait_for(self._stopping.wait(), self._rollup_seconds)
             if self._stopping.is_set():
                 return
             try:
