@@ -30,6 +30,14 @@ EXPECTED = {
     ("GET", "/p.gif"),
     ("GET", "/t.js"),
 }
+DASHBOARD = {  # HTML pages: not in openapi.json
+    ("GET", "/dashboard/"),
+    ("GET", "/dashboard/login"),
+    ("POST", "/dashboard/login"),
+    ("POST", "/dashboard/logout"),
+    ("GET", "/dashboard/campaigns/{campaign_id}"),
+    ("GET", "/dashboard/campaigns/{campaign_id}/recipients.csv"),
+}
 
 
 def declared_routes() -> set[tuple[str, str]]:
@@ -49,13 +57,13 @@ def declared_routes() -> set[tuple[str, str]]:
 
 
 def test_route_table_is_what_we_expect() -> None:
-    assert declared_routes() == EXPECTED
+    assert declared_routes() == EXPECTED | DASHBOARD
 
 
 def test_every_route_is_in_openapi() -> None:
     paths = spec("https://s.example")["paths"]
     documented = {(m.upper(), p) for p, ops in paths.items() for m in ops}
-    assert declared_routes() <= documented
+    assert declared_routes() - DASHBOARD <= documented
     assert documented <= declared_routes(), "openapi.json documents a route that does not exist"
 
 

@@ -18,6 +18,7 @@ from tracker.store.base import Store, StoreError
 from tracker.web import ops, pixel
 from tracker.web.api import campaigns, conversions, events, links, stats, workspace
 from tracker.web.api.auth import AuthMiddleware
+from tracker.web.dashboard import DASHBOARD
 from tracker.web.errors import (
     ApiError,
     handle_api_error,
@@ -53,6 +54,7 @@ ROUTES: list[BaseRoute] = [
     Route("/p.gif", pixel.get_pixel, methods=["GET"]),
     Route("/t.js", pixel.get_script, methods=["GET"]),
     Mount("/api", routes=API_ROUTES, middleware=[Middleware(AuthMiddleware)]),
+    DASHBOARD,
 ]
 
 # One-segment paths that belong to Starlette even though they look like codes.

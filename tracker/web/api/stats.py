@@ -52,13 +52,15 @@ async def get_recipients_csv(request: Request) -> Response:
     services = services_of(request)
     filename = f"{campaign.slug}-recipients{'-' + only if only else ''}.csv"
     return StreamingResponse(  # stops reading the store if the client goes away
-        _csv(services, campaign, only),
+        csv_chunks(services, campaign, only),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
-async def _csv(services: Services, campaign: Campaign, only: str | None) -> AsyncIterator[bytes]:
+async def csv_chunks(
+    services: Services, campaign: Campaign, only: str | None
+) -> AsyncIterator[bytes]:
     """RFC 4180: CRLF line ends, fields quoted when they need it; one page in memory."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
