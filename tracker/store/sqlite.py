@@ -717,6 +717,12 @@ class SqliteStore:
     async def fold_clicks(self, limit: int = FOLD_BATCH) -> int:
         """Fold up to ``limit`` clicks not yet folded into the rollup tables, in one
         transaction; returns how many were folded (0: the rollup is current)."""
+        behind = await self._read_one(
+            "SELECT (SELECT coalesce(max(id), 0) FROM clicks)"
+            " > (SELECT value FROM rollup_state WHERE name = 'clicks')"
+        )
+        if not behind[0]:  # current: no need for the write lock
+            return 0
         async with self._transaction() as conn:
             async with conn.execute(
                 "SELECT value FROM rollup_state WHERE name = 'clicks'"
