@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -86,6 +86,28 @@ async def ndjson_lines(body: Request | bytes, line_limit: int) -> AsyncIterator[
             raise _line_too_long(number + 1, line_limit)
     if pending.strip():
         yield number + 1, pending
+
+
+T = TypeVar("T")
+
+
+async def ndjson_items(
+    body: Request | bytes, line_limit: int, parse: Callable[[Any], T]
+) -> AsyncIterator[T | ApiError]:
+    """``parse`` of each line's JSON, in order; the first line that cannot be read or
+    parsed ends it with its ``ApiError`` (naming the line)."""
+    try:
+        async for number, line in ndjson_lines(body, line_limit):
+            try:
+                item = parse(parse_json(line))
+            except ApiError as error:
+                error.message = f"line {number}: {error.message}"
+                error.line = number
+                yield error
+                return
+            yield item
+    except ApiError as error:  # a line over the size limit
+        yield error
 
 
 async def _chunks(body: Request | bytes) -> AsyncIterator[bytes]:

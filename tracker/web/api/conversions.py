@@ -28,7 +28,7 @@ from tracker.store.base import StoreError
 from tracker.web.api.auth import principal_of, require
 from tracker.web.api.body import (
     is_ndjson,
-    ndjson_lines,
+    ndjson_items,
     parse_json,
     read_body,
     require_media_type,
@@ -195,21 +195,20 @@ async def _conversion_stream(
     """Store and answer NDJSON conversions ``NDJSON_CHUNK`` lines at a time."""
     pending: list[ConversionInput] = []
     failure: ApiError | None = None
+    limit = services.settings.max_line_bytes
+
+    def parse(data: object) -> ConversionInput:
+        return parse_conversion(data, "", source, _now_ms())
+
     try:
-        try:
-            async for number, line in ndjson_lines(body, services.settings.max_line_bytes):
-                try:
-                    pending.append(parse_conversion(parse_json(line), "", source, _now_ms()))
-                except ApiError as error:
-                    error.message = f"line {number}: {error.message}"
-                    error.line = number
-                    failure = error
-                    break
-                if len(pending) >= NDJSON_CHUNK:
-                    yield _lines(await _record(services, workspace_id, pending))
-                    pending = []
-        except ApiError as error:  # a line over the size limit
-            failure = error
+        async for item in ndjson_items(body, limit, parse):
+            if isinstance(item, ApiError):
+                failure = item
+                break
+            pending.append(item)
+            if len(pending) >= NDJSON_CHUNK:
+                yield _lines(await _record(services, workspace_id, pending))
+                pending = []
         if pending:  # the lines before a bad one are stored too
             yield _lines(await _record(services, workspace_id, pending))
     except StoreError as error:

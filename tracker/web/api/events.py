@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from tracker.models import MessageEvent
 from tracker.web.api.auth import require
-from tracker.web.api.body import is_ndjson, ndjson_lines, parse_json, read_body, require_media_type
+from tracker.web.api.body import is_ndjson, ndjson_items, parse_json, read_body, require_media_type
 from tracker.web.api.campaigns import find_campaign
 from tracker.web.api.fields import Fields
 from tracker.web.errors import ApiError, invalid
@@ -107,20 +107,15 @@ async def post_events(request: Request) -> Response:
         return json_response(summary.document())
     pending: list[MessageEvent] = []
     failure: ApiError | None = None
-    try:
-        async for number, line in ndjson_lines(request, services.settings.max_line_bytes):
-            try:
-                pending.append(parse_event(parse_json(line), "", _now_ms()))
-            except ApiError as error:
-                error.message = f"line {number}: {error.message}"
-                error.line = number
-                failure = error
-                break
-            if len(pending) >= NDJSON_CHUNK:
-                await summary.store(services, campaign.id, pending)
-                pending = []
-    except ApiError as error:  # a line over the size limit
-        failure = error
+    limit = services.settings.max_line_bytes
+    async for item in ndjson_items(request, limit, lambda data: parse_event(data, "", _now_ms())):
+        if isinstance(item, ApiError):
+            failure = item
+            break
+        pending.append(item)
+        if len(pending) >= NDJSON_CHUNK:
+            await summary.store(services, campaign.id, pending)
+            pending = []
     if pending:  # the lines before a bad one are stored too
         await summary.store(services, campaign.id, pending)
     if failure is not None:

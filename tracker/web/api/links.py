@@ -20,7 +20,7 @@ from tracker.models import Campaign, IssuedLink, LinkRequest, Principal
 from tracker.store.base import StoreError
 from tracker.variants import assign_variant
 from tracker.web.api.auth import require
-from tracker.web.api.body import is_ndjson, ndjson_lines, parse_json, read_json, require_media_type
+from tracker.web.api.body import is_ndjson, ndjson_items, read_json, require_media_type
 from tracker.web.api.campaigns import find_campaign, parse_id
 from tracker.web.api.fields import Fields
 from tracker.web.errors import ApiError, invalid, not_found
@@ -174,7 +174,8 @@ async def _issue_stream(
     failure: ApiError | None = None
     campaign = recipients.campaign
     try:
-        async for item in _read_recipients(request, services, recipients):
+        limit = services.settings.max_line_bytes
+        async for item in ndjson_items(request, limit, lambda data: recipients.parse(data, "")):
             if isinstance(item, ApiError):
                 failure = item
                 break
@@ -198,24 +199,6 @@ async def _issue_stream(
             await asyncio.wait([writing])
     if failure is not None:
         yield orjson.dumps(failure.document(), option=orjson.OPT_APPEND_NEWLINE)
-
-
-async def _read_recipients(
-    request: Request, services: Services, recipients: Recipients
-) -> AsyncIterator[LinkRequest | ApiError]:
-    """Each line's ``LinkRequest``; the first bad line ends it with its ``ApiError``."""
-    try:
-        async for number, line in ndjson_lines(request, services.settings.max_line_bytes):
-            try:
-                link_request = recipients.parse(parse_json(line), "")
-            except ApiError as error:
-                error.message = f"line {number}: {error.message}"
-                error.line = number
-                yield error
-                return
-            yield link_request
-    except ApiError as error:  # a line over the size limit
-        yield error
 
 
 async def _issue_chunk(
