@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
 
 from tracker import agents, signatures
 from tracker.cli import main
-from tracker.models import ClickRow, LinkRequest
+from tracker.models import CampaignResults, ClickRow, Counts, LinkRequest
 from tracker.store.sqlite import SqliteStore
 
 IPHONE = (
@@ -25,6 +26,52 @@ def test_migrate_keys_and_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["demo", "--db", db, "--base-url", "https://go.example"]) == 0
     out = capsys.readouterr().out
     assert "https://go.example/" in out
+
+
+def test_demo_fills_a_campaign(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "t.db")
+    assert main(["demo", "--db", db]) == 0
+    first = capsys.readouterr().out
+    assert main(["demo", "--db", db]) == 0  # a second run adds a second demo campaign
+    second = capsys.readouterr().out
+    campaign_id = int(re.findall(r"^campaign (\d+) ", first, re.M)[0])
+    assert re.findall(r"^campaign (\d+) ", second, re.M) == [str(campaign_id + 1)]
+    assert f"/api/v1/campaigns/{campaign_id}/stats" in first and "/dashboard" in first
+
+    async def results() -> tuple[CampaignResults, CampaignResults, list[tuple[str, int]]]:
+        store = SqliteStore(db)
+        await store.open()
+        try:
+            rolled_up = await store.campaign_results(campaign_id)
+            recounted = await store.recount_results(campaign_id)
+            reasons = await store._read_all(
+                "SELECT coalesce(reason, ''), count(*) FROM conversions GROUP BY 1"
+            )
+            return rolled_up, recounted, reasons
+        finally:
+            await store.close()
+
+    rolled_up, recounted, reasons = asyncio.run(results())
+    assert rolled_up == recounted  # the rollup matches the raw rows
+    assert reasons == [("", reasons[0][1])]  # every demo conversion is attributed
+    assert set(rolled_up.counts) == {"A", "B"}
+    total = Counts()
+    for counts in rolled_up.counts.values():
+        total.add(counts)
+    assert total.issued >= 1000
+    assert total.delivered > 0 and total.failed > 0 and total.opted_out > 0
+    assert total.receipted > total.delivered + total.failed  # some only "sent"
+    assert total.human_clicks > 0 and total.bot_clicks > 0 and total.unique_clickers > 0
+    assert total.conversions > 0
+    assert set(total.revenue) == {"EUR", "USD"}
+    assert (
+        len({hour // 24 for hour, (human, bot, _) in rolled_up.hours.items() if human + bot}) >= 3
+    )
+    assert len({os for _, os in rolled_up.devices}) >= 3  # iOS, Android, Windows, Mac OS X
+    assert rolled_up.first_click_buckets
+    a, b = rolled_up.counts["A"], rolled_up.counts["B"]
+    assert b.unique_clickers / b.issued > a.unique_clickers / a.issued
+    assert b.conversions / b.issued > a.conversions / a.issued
 
 
 def test_bad_settings_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

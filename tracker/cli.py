@@ -7,16 +7,13 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
-from decimal import Decimal
 
-from tracker import agents, keys, signatures
-from tracker.codes import CodeBook
+from tracker import agents, keys, report, signatures
+from tracker import demo as demo_campaign
 from tracker.config import Settings, SettingsError
-from tracker.models import CampaignSpec, LinkRequest, Variant
 from tracker.store import open_store
 from tracker.store.base import Store, StoreError
 from tracker.store.migrations import SchemaTooNewError
-from tracker.variants import assign_variant
 
 _SETTING_FLAGS = {
     "database_url": ("--database-url", "--db"),
@@ -91,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     _setting_flags(reclassify, "database_url")
     reclassify.set_defaults(run=_reclassify)
 
-    demo = commands.add_parser("demo", help="create a demo workspace, campaign and links")
+    demo = commands.add_parser(
+        "demo", help="create a demo campaign with six days of receipts, clicks and conversions"
+    )
     _setting_flags(demo, "database_url", "base_url")
     demo.set_defaults(run=_demo)
     return parser
@@ -247,46 +246,49 @@ Try it:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    key, campaign_id, lines = asyncio.run(_fill_demo(settings))
-    print(f"demo workspace key (stats:read links:write): {key}")
-    print(f"campaign {campaign_id} with variants A and B; a few of its links:")
-    for line in lines:
+    demo = asyncio.run(_fill_demo(settings))
+    base = settings.base_url.rstrip("/")
+    total = report.totals(demo.results)
+    print(f"demo workspace key (stats:read links:write): {demo.key}")
+    print(
+        f'campaign {demo.campaign_id} "{demo_campaign.DEMO_NAME}": {total.issued} recipients'
+        " in variants A (control) and B, texted 6 days ago"
+    )
+    print(
+        f"  receipts: {total.delivered} delivered, {total.failed} failed,"
+        f" {total.receipted - total.delivered - total.failed} only sent;"
+        f" {total.opted_out} opted out"
+    )
+    print(
+        f"  clicks: {total.human_clicks} by people ({total.unique_clickers} recipients),"
+        f" {total.bot_clicks} by link previews and scanners"
+    )
+    revenue = ", ".join(f"{c} {v}" for c, v in sorted(total.revenue.items())) or "none"
+    print(f"  conversions: {total.conversions} ({total.converters} recipients); revenue {revenue}")
+    for key in sorted(demo.results.counts):
+        counts = demo.results.counts[key]
+        print(
+            f"  {key}: {counts.issued} issued, {counts.unique_clickers} clicked,"
+            f" {counts.conversions} conversions"
+        )
+    print("a few of its links:")
+    for line in demo.lines:
         print("  " + line)
+    print(f"look at it (with `tracker serve` running at {base}):")
+    print(f"  {base}/dashboard  (sign in with the key above)")
+    print(
+        f"  curl -s {base}/api/v1/campaigns/{demo.campaign_id}/stats"
+        f" -H 'Authorization: Bearer {demo.key}'"
+    )
     return 0
 
 
-async def _fill_demo(settings: Settings) -> tuple[str, int, list[str]]:
-    store = open_store(settings.database_url)
+async def _fill_demo(settings: Settings) -> demo_campaign.Demo:
+    store = open_store(settings.database_url, 0)  # results fold what is pending
     await store.open()
     try:
         key = await _add_key(store, "demo", frozenset({"links:write", "stats:read"}), "demo")
-        workspace = await store.ensure_workspace("demo")
-        campaign = await store.add_campaign(
-            workspace.id,
-            CampaignSpec(
-                name="Demo spring sale",
-                slug="demo-spring-sale",
-                destination="https://shop.example/spring",
-                utm={"utm_source": "sms", "utm_medium": "sms", "utm_campaign": "demo-spring-sale"},
-                cost_per_message=Decimal("0.05"),
-                currency="EUR",
-                variants=(
-                    Variant("A", 1, None, "A"),
-                    Variant("B", 1, "https://shop.example/spring?layout=b", "B"),
-                ),
-            ),
-        )
-        refs = [f"demo-{n:04d}" for n in range(1, 201)]
-        requests = [
-            LinkRequest(ref, assign_variant(campaign.variants, campaign.id, ref)) for ref in refs
-        ]
-        codes = CodeBook(store.code_secret)
-        issued = await store.issue_links(workspace.id, campaign.id, requests, codes.encode)
-        lines = [
-            f"{link.ref} ({link.variant}): {settings.short_url_prefix}{link.code}"
-            for link in issued[:5]
-        ]
-        return key, campaign.id, lines
+        return await demo_campaign.fill(store, settings, key)
     finally:
         await store.close()
 
