@@ -178,6 +178,9 @@ def test_install_step_builds_a_package_that_carries_its_migrations(
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
     assert "tracker/migrations/sqlite/0001_init.sql" in names
+    # and the files the service reads at run time besides code
+    assert "tracker/web/static/t.js" in names
+    assert "tracker/web/dashboard/templates/campaign.html" in names
     assert "tracker/cli.py" in names
 
     site = tmp_path / "site"
