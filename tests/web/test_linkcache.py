@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 
 import pytest
@@ -91,3 +92,13 @@ async def test_store_errors_propagate() -> None:
     reader.fail = True
     with pytest.raises(StoreError):
         await LinkCache(reader).route("c1", 1)
+
+
+async def test_cached_links_leave_the_garbage_collector_alone() -> None:
+    """Entries are plain tuples of untracked values: after one pass the collector stops
+    tracking them, so a full cache adds nothing to its full collections."""
+    cache = LinkCache(Reader())
+    await cache.route("c1", 1)  # the campaign's base
+    await cache.route("c3", 3)  # params: a base of its own
+    gc.collect()
+    assert not any(gc.is_tracked(entry) for entry in cache._links.values())
