@@ -16,9 +16,14 @@ from typing import NamedTuple
 
 from tracker.models import Campaign, Link
 from tracker.store.base import LinkReader
-from tracker.urls import base_destination
+from tracker.urls import base_destination, click_id_slot
 
 DEFAULT_CLICK_ID_PARAM = "tclid"
+
+
+# ``urls.click_id_slot`` of a base: (before, after) the click id in the Location of a
+# request without passthrough; None when the click id is off or the slow path must run.
+Slot = tuple[str, str] | None
 
 
 class CampaignRoute(NamedTuple):
@@ -28,17 +33,18 @@ class CampaignRoute(NamedTuple):
     expires_at_ms: int | None
     fallback_url: str | None
     bases: dict[str | None, str]  # variant key (None: no variant) → prepared destination
+    slots: dict[str | None, Slot]  # variant key → where the click id goes in its base
     campaign: Campaign
     fetched_at: float
 
 
 # A link as the LRU keeps it: (link id, campaign id, variant, its own prepared destination
-# or None when the campaign's base for the variant serves). A plain tuple of ints, strings
-# and Nones, not a NamedTuple: the garbage collector stops tracking such tuples at its first
-# pass over them, so the entries of a full cache never count towards, or slow down, a full
-# collection. As NamedTuples, 100 000 of them made each full collection take 20-90 ms under
-# the per-recipient benchmark, the source of its p99.
-LinkEntry = tuple[int, int | None, str | None, str | None]
+# and slot — both None when the campaign's for the variant serve). A plain tuple of ints,
+# strings, Nones and a tuple of strings, not a NamedTuple: the garbage collector stops
+# tracking such tuples at its first pass over them, so the entries of a full cache never
+# count towards, or slow down, a full collection. As NamedTuples, 100 000 of them made each
+# full collection take 20-90 ms under the per-recipient benchmark, the source of its p99.
+LinkEntry = tuple[int, int | None, str | None, str | None, Slot]
 
 
 class Route(NamedTuple):
@@ -46,6 +52,7 @@ class Route(NamedTuple):
     campaign_id: int | None
     base: str
     click_id_param: str | None
+    click_id_slot: Slot
     disabled: bool
     expires_at_ms: int | None
     fallback_url: str | None
@@ -110,9 +117,11 @@ class LinkCache:
             return None
         if cached is not None and cached.campaign.variants == campaign.variants:
             bases = cached.bases  # destinations and UTM never change after creation
+            slots = cached.slots
         else:
             bases = {v.key: _campaign_base(campaign, v.key) for v in campaign.variants}
             bases[None] = _campaign_base(campaign, None)
+            slots = {key: _slot(base, campaign.click_id_param) for key, base in bases.items()}
         route = CampaignRoute(
             campaign.id,
             campaign.click_id_param,
@@ -120,6 +129,7 @@ class LinkCache:
             None if campaign.expires_at is None else int(campaign.expires_at.timestamp() * 1000),
             campaign.fallback_url,
             bases,
+            slots,
             campaign,
             now,
         )
@@ -129,18 +139,21 @@ class LinkCache:
 
 def _own_route(link: LinkEntry) -> Route:
     """The route of a link outside any campaign (its entry always holds its own base)."""
-    link_id, _, _, base = link
+    link_id, _, _, base, slot = link
     assert base is not None
-    return Route(link_id, None, base, DEFAULT_CLICK_ID_PARAM, False, None, None)
+    return Route(link_id, None, base, DEFAULT_CLICK_ID_PARAM, slot, False, None, None)
 
 
 def _route(link: LinkEntry, campaign: CampaignRoute) -> Route:
-    link_id, _, variant, base = link
+    link_id, _, variant, base, slot = link
+    if base is None:
+        base, slot = campaign.bases[variant], campaign.slots[variant]
     return Route(
         link_id,
         campaign.id,
-        base if base is not None else campaign.bases[variant],
+        base,
         campaign.click_id_param,
+        slot,
         campaign.disabled,
         campaign.expires_at_ms,
         campaign.fallback_url,
@@ -170,10 +183,15 @@ def _link_entry(link: Link, campaign: CampaignRoute | None) -> LinkEntry:
     campaign's."""
     if campaign is None:
         base = base_destination(link.destination or "", {}, link.params)
-        return (link.id, link.campaign_id, link.variant, base)
+        slot = _slot(base, DEFAULT_CLICK_ID_PARAM)
+        return (link.id, link.campaign_id, link.variant, base, slot)
     if link.destination is None and not link.params and link.variant in campaign.bases:
-        return (link.id, link.campaign_id, link.variant, None)
+        return (link.id, link.campaign_id, link.variant, None, None)
     c = campaign.campaign
     destination = link.destination or _destination(c, link.variant)
     base = base_destination(destination, _utm(c, link.variant), link.params)
-    return (link.id, link.campaign_id, link.variant, base)
+    return (link.id, link.campaign_id, link.variant, base, _slot(base, c.click_id_param))
+
+
+def _slot(base: str, click_id_param: str | None) -> Slot:
+    return None if click_id_param is None else click_id_slot(base, click_id_param)
