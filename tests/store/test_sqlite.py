@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tracker.codes import CodeBook
-from tracker.models import CampaignSpec, LinkRequest, Variant
+from tracker.models import CampaignSpec, ClickRow, LinkRequest, Variant
 from tracker.store.base import StoreError
 from tracker.store.sqlite import Checkpointer, SqliteStore
 
@@ -140,3 +140,36 @@ async def test_an_idle_lookup_snapshot_is_ended_by_the_checkpointer(
         assert not store._lookup.in_transaction
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("count", [1, 5, 8, 2048, 2100])
+async def test_every_click_of_a_batch_is_stored_once(store: SqliteStore, count: int) -> None:
+    """Statements are padded to a power of two rows by repeating the last click."""
+    workspace = await store.ensure_workspace("w")
+    campaign = await store.add_campaign(workspace.id, SPEC)
+    rows = [
+        ClickRow(
+            1,
+            campaign.id,
+            1_700_000_000_000 + i,
+            f"click-{i:05d}",
+            "GET",
+            "human",
+            "default_human",
+            "mobile",
+            "iOS",
+            "Safari",
+            "UA",
+            "10.0.0.0",
+            None,
+        )
+        for i in range(count)
+    ]
+    await store.record_clicks(rows)
+    await store.record_clicks(rows[:3])  # a retried batch is harmless
+    conn = sqlite3.connect(store.path)
+    try:
+        stored = [r[0] for r in conn.execute("SELECT click_id FROM clicks ORDER BY id")]
+    finally:
+        conn.close()
+    assert stored == [row.click_id for row in rows]
