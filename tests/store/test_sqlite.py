@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tracker.codes import CodeBook
-from tracker.models import CampaignSpec, ClickRow, LinkRequest, Variant
+from tracker.models import CampaignSpec, ClickRow, LinkRequest, LinkTarget, Variant
 from tracker.store.base import StoreError
 from tracker.store.sqlite import Checkpointer, SqliteStore
 
@@ -97,6 +97,20 @@ async def test_lookups_see_links_issued_after_their_snapshot(store: SqliteStore)
     link = await store.find_link(1)  # the snapshot predates it: retried fresh
     assert link is not None
     assert link.code == "c1"
+
+
+async def test_the_redirect_reads_what_it_needs_of_a_link(store: SqliteStore) -> None:
+    workspace = await store.ensure_workspace("w")
+    campaign = await store.add_campaign(workspace.id, SPEC)
+    assert await store.find_link_target(1) is None  # opens a read snapshot
+    requests = [LinkRequest("r1", "A", {"p": "1"}), LinkRequest("r2", None, None, "https://y/")]
+    await store.issue_links(workspace.id, campaign.id, requests, lambda i: f"c{i}")
+    first = await store.find_link_target(1)  # the snapshot predates it: retried fresh
+    assert first == LinkTarget("c1", campaign.id, "A", None, {"p": "1"})
+    assert await store.find_link_target(2) == LinkTarget(
+        "c2", campaign.id, None, "https://y/", None
+    )
+    assert await store.find_link_target(3) is None
 
 
 async def test_campaign_reads_are_always_fresh(store: SqliteStore) -> None:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tracker.models import Campaign, Link, Variant
+from tracker.models import Campaign, LinkTarget, Variant
 from tracker.store.base import StoreError
 from tracker.web.linkcache import LinkCache
 
@@ -29,7 +29,7 @@ class Reader:
         self.campaign = CAMPAIGN
         self.fail = False
 
-    async def find_link(self, link_id: int) -> Link | None:
+    async def find_link_target(self, link_id: int) -> LinkTarget | None:
         if self.fail:
             raise StoreError("locked")
         code = f"c{link_id}"
@@ -39,7 +39,7 @@ class Reader:
         n = link_id
         variant = "AB"[n % 2]
         params = {"p": str(n)} if n % 3 == 0 else None
-        return Link(n, code, 1, 7, f"r{n}", variant, None, params, NOW)
+        return LinkTarget(code, 7, variant, None, params)
 
     async def find_campaign(self, campaign_id: int) -> Campaign | None:
         self.campaign_reads += 1

@@ -30,6 +30,7 @@ from tracker.models import (
     IssuedLink,
     Link,
     LinkRequest,
+    LinkTarget,
     Principal,
     Variant,
     Workspace,
@@ -363,6 +364,22 @@ class SqliteStore:
         if row is None:  # issued since our snapshot began?
             row = self._lookup_one(sql, (link_id,), fresh=True)
         return None if row is None else _link(row)
+
+    async def find_link_target(self, link_id: int) -> LinkTarget | None:
+        sql = "SELECT code, campaign_id, variant, destination, params FROM links WHERE id = ?"
+        row = self._lookup_one(sql, (link_id,))
+        if row is None:  # issued since our snapshot began?
+            row = self._lookup_one(sql, (link_id,), fresh=True)
+        if row is None:
+            return None
+        code, campaign_id, variant, destination, params = row
+        return LinkTarget(
+            code,
+            campaign_id,
+            variant,
+            destination,
+            None if params is None else orjson.loads(params),
+        )
 
     async def find_campaign(self, campaign_id: int) -> Campaign | None:
         sql = f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?"

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from typing import NamedTuple
 
-from tracker.models import Campaign, Link
+from tracker.models import Campaign, LinkTarget
 from tracker.store.base import LinkReader
 from tracker.urls import base_destination, click_id_slot
 
@@ -85,7 +85,7 @@ class LinkCache:
         Raises ``StoreError``."""
         link = self._links.get(code)
         if link is None:
-            found = await self._store.find_link(link_id)
+            found = await self._store.find_link_target(link_id)
             if found is None or found.code != code:
                 return None
             campaign = None
@@ -93,7 +93,7 @@ class LinkCache:
                 campaign = await self._campaign(found.campaign_id)
                 if campaign is None:
                     return None
-            link = _link_entry(found, campaign)
+            link = _link_entry(link_id, found, campaign)
             self._links[code] = link
             if len(self._links) > self._size:
                 self._links.popitem(last=False)
@@ -178,19 +178,19 @@ def _campaign_base(campaign: Campaign, variant_key: str | None) -> str:
     return base_destination(_destination(campaign, variant_key), _utm(campaign, variant_key), None)
 
 
-def _link_entry(link: Link, campaign: CampaignRoute | None) -> LinkEntry:
+def _link_entry(link_id: int, link: LinkTarget, campaign: CampaignRoute | None) -> LinkEntry:
     """The link's cache entry, with its own prepared destination when it differs from its
     campaign's."""
     if campaign is None:
         base = base_destination(link.destination or "", {}, link.params)
         slot = _slot(base, DEFAULT_CLICK_ID_PARAM)
-        return (link.id, link.campaign_id, link.variant, base, slot)
+        return (link_id, link.campaign_id, link.variant, base, slot)
     if link.destination is None and not link.params and link.variant in campaign.bases:
-        return (link.id, link.campaign_id, link.variant, None, None)
+        return (link_id, link.campaign_id, link.variant, None, None)
     c = campaign.campaign
     destination = link.destination or _destination(c, link.variant)
     base = base_destination(destination, _utm(c, link.variant), link.params)
-    return (link.id, link.campaign_id, link.variant, base, _slot(base, c.click_id_param))
+    return (link_id, link.campaign_id, link.variant, base, _slot(base, c.click_id_param))
 
 
 def _slot(base: str, click_id_param: str | None) -> Slot:
