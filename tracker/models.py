@@ -90,6 +90,17 @@ class Link(NamedTuple):
     created_at: datetime
 
 
+class LinkTarget(NamedTuple):
+    """What the redirect needs of a link: ``Link`` without what only the API shows (its
+    workspace, ref and creation time), read in about half the time on a cache miss."""
+
+    code: str
+    campaign_id: int | None
+    variant: str | None
+    destination: str | None
+    params: dict[str, str] | None
+
+
 class Click(NamedTuple):
     """A hit as the redirect saw it: raw, unparsed, cheap to make on the request path."""
 

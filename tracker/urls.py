@@ -145,18 +145,30 @@ def finish_destination(
         return base
     else:
         # The fast path: no passthrough, so only the click id is added, usually appended.
-        head, hash_mark, fragment = base.partition("#")
-        path, question_mark, query = head.partition("?")
-        pair = _segment(click_id_param, click_id)
-        if not question_mark:
-            return f"{path}?{pair}{hash_mark}{fragment}"
-        if not _has_key(query, click_id_param):
-            joiner = "&" if query and query[-1] != "&" else ""
-            return f"{head}{joiner}{pair}{hash_mark}{fragment}"
+        slot = click_id_slot(base, click_id_param)
+        if slot is not None:
+            return f"{slot[0]}{_quote(click_id)}{slot[1]}"
         updates = []
     if click_id_param is not None and click_id is not None:
         updates.append((click_id_param, _segment(click_id_param, click_id)))
     return _rewrite(base, {}, updates)
+
+
+def click_id_slot(base: str, click_id_param: str) -> tuple[str, str] | None:
+    """``finish_destination``'s fast path, prepared once per ``base``: ``(before, after)``
+    such that, for a request without passthrough, the ``Location`` is ``before + click id +
+    after`` — the click id percent-encoded, which leaves ``new_click_id``'s (URL-safe base64)
+    as they are. ``None`` when ``base`` already has a ``click_id_param`` segment: the id
+    replaces it, which only ``finish_destination`` does."""
+    head, hash_mark, fragment = base.partition("#")
+    path, question_mark, query = head.partition("?")
+    key = _quote(click_id_param)
+    if not question_mark:
+        return f"{path}?{key}=", f"{hash_mark}{fragment}"
+    if _has_key(query, click_id_param):
+        return None
+    joiner = "&" if query and query[-1] != "&" else ""
+    return f"{head}{joiner}{key}=", f"{hash_mark}{fragment}"
 
 
 def build_destination(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tracker.codes import CodeBook
-from tracker.models import CampaignSpec, LinkRequest, Variant
+from tracker.models import CampaignSpec, ClickRow, LinkRequest, LinkTarget, Variant
 from tracker.store.base import StoreError
 from tracker.store.sqlite import Checkpointer, SqliteStore
 
@@ -99,6 +99,20 @@ async def test_lookups_see_links_issued_after_their_snapshot(store: SqliteStore)
     assert link.code == "c1"
 
 
+async def test_the_redirect_reads_what_it_needs_of_a_link(store: SqliteStore) -> None:
+    workspace = await store.ensure_workspace("w")
+    campaign = await store.add_campaign(workspace.id, SPEC)
+    assert await store.find_link_target(1) is None  # opens a read snapshot
+    requests = [LinkRequest("r1", "A", {"p": "1"}), LinkRequest("r2", None, None, "https://y/")]
+    await store.issue_links(workspace.id, campaign.id, requests, lambda i: f"c{i}")
+    first = await store.find_link_target(1)  # the snapshot predates it: retried fresh
+    assert first == LinkTarget("c1", campaign.id, "A", None, {"p": "1"})
+    assert await store.find_link_target(2) == LinkTarget(
+        "c2", campaign.id, None, "https://y/", None
+    )
+    assert await store.find_link_target(3) is None
+
+
 async def test_campaign_reads_are_always_fresh(store: SqliteStore) -> None:
     workspace = await store.ensure_workspace("w")
     campaign = await store.add_campaign(workspace.id, SPEC)
@@ -140,3 +154,36 @@ async def test_an_idle_lookup_snapshot_is_ended_by_the_checkpointer(
         assert not store._lookup.in_transaction
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("count", [1, 5, 8, 2048, 2100])
+async def test_every_click_of_a_batch_is_stored_once(store: SqliteStore, count: int) -> None:
+    """Statements are padded to a power of two rows by repeating the last click."""
+    workspace = await store.ensure_workspace("w")
+    campaign = await store.add_campaign(workspace.id, SPEC)
+    rows = [
+        ClickRow(
+            1,
+            campaign.id,
+            1_700_000_000_000 + i,
+            f"click-{i:05d}",
+            "GET",
+            "human",
+            "default_human",
+            "mobile",
+            "iOS",
+            "Safari",
+            "UA",
+            "10.0.0.0",
+            None,
+        )
+        for i in range(count)
+    ]
+    await store.record_clicks(rows)
+    await store.record_clicks(rows[:3])  # a retried batch is harmless
+    conn = sqlite3.connect(store.path)
+    try:
+        stored = [r[0] for r in conn.execute("SELECT click_id FROM clicks ORDER BY id")]
+    finally:
+        conn.close()
+    assert stored == [row.click_id for row in rows]

@@ -122,3 +122,5 @@ def test_click_ids_carry_the_time_and_72_random_bits() -> None:
     tails = {base64.urlsafe_b64decode(new_click_id())[6:] for _ in range(2000)}
     assert len(tails) == 2000
     assert all(len(tail) == 9 for tail in tails)
+    given = base64.urlsafe_b64decode(new_click_id(1_767_225_600_123))  # the click's own time
+    assert int.from_bytes(given[:6], "big") == 1_767_225_600_123

@@ -15,6 +15,7 @@ from tracker.urls import (
     base_destination,
     build_destination,
     check_destination,
+    click_id_slot,
     finish_destination,
 )
 
@@ -418,6 +419,18 @@ def test_empty_passthrough_fast_path_equals_slow_path(
     slow_passthrough = slow_passthrough.format(reserved=quote(click_id_param or "", safe=""))
     fast = finish_destination(base, "", click_id_param, "C1")
     assert fast == finish_destination(base, slow_passthrough, click_id_param, "C1")
+
+
+@pytest.mark.parametrize("base", FAST_PATH_BASES)
+@pytest.mark.parametrize("click_id_param", ["tclid", "t+c", "t%63"])
+def test_click_id_slot_is_the_fast_path_prepared(base: str, click_id_param: str) -> None:
+    slot = click_id_slot(base, click_id_param)
+    if slot is None:  # the base has the key already: only finish_destination replaces it
+        assert click_id_param == "tclid" and "tcl" in base.partition("#")[0]
+        return
+    for click_id in ("C1", "AaIIIeOG-wsdpGcoUOAa"):
+        before, after = slot
+        assert before + click_id + after == finish_destination(base, "", click_id_param, click_id)
 
 
 # -- properties ---------------------------------------------------------------------------------

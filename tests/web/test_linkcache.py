@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 
 import pytest
 
-from tracker.models import Campaign, Link, Variant
+from tracker.models import Campaign, LinkTarget, Variant
 from tracker.store.base import StoreError
 from tracker.web.linkcache import LinkCache
 
@@ -28,7 +29,7 @@ class Reader:
         self.campaign = CAMPAIGN
         self.fail = False
 
-    async def find_link(self, link_id: int) -> Link | None:
+    async def find_link_target(self, link_id: int) -> LinkTarget | None:
         if self.fail:
             raise StoreError("locked")
         code = f"c{link_id}"
@@ -38,7 +39,7 @@ class Reader:
         n = link_id
         variant = "AB"[n % 2]
         params = {"p": str(n)} if n % 3 == 0 else None
-        return Link(n, code, 1, 7, f"r{n}", variant, None, params, NOW)
+        return LinkTarget(code, 7, variant, None, params)
 
     async def find_campaign(self, campaign_id: int) -> Campaign | None:
         self.campaign_reads += 1
@@ -91,3 +92,15 @@ async def test_store_errors_propagate() -> None:
     reader.fail = True
     with pytest.raises(StoreError):
         await LinkCache(reader).route("c1", 1)
+
+
+async def test_cached_links_leave_the_garbage_collector_alone() -> None:
+    """Entries are plain tuples of untracked values: the collector stops tracking them on
+    its first passes (one for the tuple inside, one for the entry), long before they get
+    old, so a full cache adds nothing to its full collections."""
+    cache = LinkCache(Reader())
+    await cache.route("c1", 1)  # the campaign's base
+    await cache.route("c3", 3)  # params: a base of its own
+    gc.collect(0)
+    gc.collect(1)
+    assert not any(gc.is_tracked(entry) for entry in cache._links.values())

@@ -179,13 +179,13 @@ async def test_tampered_code_is_refused_without_a_store_read(
 ) -> None:
     code = await issue(client, auth, campaign)
     reads: list[int] = []
-    real = store.find_link
+    real = store.find_link_target
 
     async def counting(link_id: int):  # type: ignore[no-untyped-def]
         reads.append(link_id)
         return await real(link_id)
 
-    monkeypatch.setattr(store, "find_link", counting)
+    monkeypatch.setattr(store, "find_link_target", counting)
     tampered = code[:-1] + ("a" if code[-1] != "a" else "b")
     assert (await client.get(f"/{tampered}")).status_code == 404
     assert (await client.head(f"/{tampered}")).status_code == 404
@@ -289,7 +289,7 @@ async def test_lookup_failure_is_a_503_page(
     async def broken(link_id: int) -> None:
         raise StoreError("database is locked")
 
-    monkeypatch.setattr(store, "find_link", broken)
+    monkeypatch.setattr(store, "find_link_target", broken)
     response = await client.get(f"/{code}")
     assert response.status_code == 503
     assert "Try again" in response.text

@@ -20,6 +20,7 @@ from tracker.models import (
     IssuedLink,
     Link,
     LinkRequest,
+    LinkTarget,
     MessageEvent,
     Principal,
     RecipientRow,
@@ -37,7 +38,7 @@ class LinkReader(Protocol):
     id. Both are meant to answer in microseconds (the SQLite backend does not even leave the
     event loop). A campaign read sees every change committed before it."""
 
-    async def find_link(self, link_id: int) -> Link | None: ...
+    async def find_link_target(self, link_id: int) -> LinkTarget | None: ...
 
     async def find_campaign(self, campaign_id: int) -> Campaign | None: ...
 
@@ -74,6 +75,9 @@ class Store(LinkReader, ClickSink, Protocol):
         """The stored hash and the principal of an unrevoked key."""
 
     async def count_api_keys(self) -> int: ...
+
+    # Links
+    async def find_link(self, link_id: int) -> Link | None: ...
 
     # Campaigns
     async def add_campaign(self, workspace_id: int, spec: CampaignSpec) -> Campaign: ...

@@ -70,14 +70,18 @@ class Redirector:
             if route.fallback_url is None:
                 return await _page_response(send, 410, GONE, head)
             return await _redirect(send, route.fallback_url)
-        click_id = new_click_id()
+        click_id = new_click_id(now_ms)
         query = scope["query_string"]
-        location = finish_destination(
-            route.base,
-            query.decode("utf-8", "replace") if query else "",
-            route.click_id_param,
-            click_id,
-        )
+        slot = route.click_id_slot
+        if slot is not None and not query:
+            location = slot[0] + click_id + slot[1]  # finish_destination's result, prepared
+        else:
+            location = finish_destination(
+                route.base,
+                query.decode("utf-8", "replace") if query else "",
+                route.click_id_param,
+                click_id,
+            )
         user_agent = referrer = forwarded = None
         for name, value in scope["headers"]:
             if name == b"user-agent":
