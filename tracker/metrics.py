@@ -7,7 +7,7 @@ Every rate whose denominator is 0 is ``None`` (JSON null), never an error or NaN
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from statistics import NormalDist
@@ -121,14 +121,6 @@ def sample_size(p1: float, p2: float) -> int | None:
     a = _Z_ALPHA * math.sqrt(2 * mean * (1 - mean))
     b = _Z_BETA * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
     return math.ceil((a + b) ** 2 / (p1 - p2) ** 2)
-
-
-def percentile(sorted_values: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile (``p`` in 0..100) of values sorted ascending."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 def histogram_percentile(counts: Mapping[int, int], p: float) -> int | None:

@@ -68,23 +68,6 @@ class Tally:
     devices: dict[tuple[int, str, str], int] = field(default_factory=dict)  # human clicks
     links: dict[int, LinkState] = field(default_factory=dict)  # touched links, new state
 
-    def add(self, other: Tally) -> None:
-        """Merge ``other`` (increments for later clicks) into this one."""
-        for mine, theirs in (
-            (self.human, other.human),
-            (self.bot, other.bot),
-            (self.clickers, other.clickers),
-        ):
-            for key, n in theirs.items():
-                mine[key] = mine.get(key, 0) + n
-        for hour, (human, bot) in other.hours.items():
-            row = self.hours.setdefault(hour, [0, 0])
-            row[0] += human
-            row[1] += bot
-        for device, n in other.devices.items():
-            self.devices[device] = self.devices.get(device, 0) + n
-        self.links.update(other.links)
-
 
 def fold(clicks: Iterable[ClickFacts], known: Mapping[int, LinkState]) -> Tally:
     """The increments ``clicks`` make; ``known`` holds the state of links clicked before

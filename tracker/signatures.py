@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
+from typing import NamedTuple
 
 HEADER = "tracker-signature"
 TOLERANCE_SECONDS = 300
@@ -40,8 +41,14 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={_digest(secret, timestamp, body)}"
 
 
-def verify(header: str, body: bytes, secrets_: Iterable[str], now: float) -> None:
-    """Raises ``SignatureError`` unless ``header`` signs ``body`` under one of ``secrets_``."""
+class Signature(NamedTuple):
+    timestamp: int
+    candidates: list[bytes]  # the v1 digests, lower-case hex
+
+
+def parse(header: str, now: float) -> Signature:
+    """The header's timestamp and digests; raises ``SignatureError`` when it is malformed
+    or ``t`` is more than ``TOLERANCE_SECONDS`` away — before the body is even read."""
     timestamp: int | None = None
     candidates: list[bytes] = []
     for part in header.split(","):
@@ -56,14 +63,24 @@ def verify(header: str, body: bytes, secrets_: Iterable[str], now: float) -> Non
         raise SignatureError(
             f"the signature's timestamp is more than {TOLERANCE_SECONDS} s away from now"
         )
+    return Signature(timestamp, candidates)
+
+
+def check(signature: Signature, body: bytes, secrets_: Iterable[str]) -> None:
+    """Raises ``SignatureError`` unless a digest is the body's HMAC under one secret."""
     matched = False
     for secret in secrets_:
-        expected = _digest(secret, timestamp, body).encode()
-        for candidate in candidates:
+        expected = _digest(secret, signature.timestamp, body).encode()
+        for candidate in signature.candidates:
             # Every comparison runs, so the time taken does not tell which one matched.
             matched |= hmac.compare_digest(expected, candidate)
     if not matched:
         raise SignatureError("the signature does not match the body")
+
+
+def verify(header: str, body: bytes, secrets_: Iterable[str], now: float) -> None:
+    """Raises ``SignatureError`` unless ``header`` signs ``body`` under one of ``secrets_``."""
+    check(parse(header, now), body, secrets_)
 
 
 def _digest(secret: str, timestamp: int, body: bytes) -> str:

@@ -357,3 +357,19 @@ async def test_backfill_of_100_000_conversions(
     assert orjson.loads(lines[-1])["reason"] == "unknown_ref"
     row = await store._read_one("SELECT count(*), count(DISTINCT order_id) FROM conversions")
     assert tuple(row) == (100_000, 100_000)
+
+
+async def test_a_signature_is_checked_before_the_body_is_read(
+    client: httpx.AsyncClient, auth: dict[str, str], make_key: MakeKey
+) -> None:
+    made = await new_secret(client, auth)
+    big = b'{"event": "purchase", "order_id": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    stale = signed(made["secret"], made["workspace_id"], big, at=time.time() - 3600)
+    response = await client.post(URL, content=big, headers=stale)
+    assert response.status_code == 401 and "300 s" in response.json()["error"]["message"]
+    # A workspace without secrets: the same answer as a wrong signature, body unread.
+    bare = await client.get("/api/v1/workspace", headers=await make_key("bare", "admin"))
+    fresh = signed(made["secret"], bare.json()["id"], big)
+    response = await client.post(URL, content=big, headers=fresh)
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == "the signature does not match the body"

@@ -111,6 +111,7 @@ async def test_ndjson_receipts_and_a_bad_line(
         ({"status": "sent"}, "[0].ref", "invalid_field"),
         ({"ref": "r1", "code": "abc", "status": "sent"}, "[0].ref", "invalid_field"),
         ({"ref": "r1", "status": "sent", "at": "soon"}, "[0].at", "invalid_field"),
+        ({"ref": "r1", "status": "sent", "at": "2999-01-01T00:00:00Z"}, "[0].at", "invalid_field"),
         ({"ref": "r1", "status": "sent", "error": "e" * 129}, "[0].error", "invalid_field"),
         ({"ref": "x" * 129, "status": "sent"}, "[0].ref", "invalid_field"),
         ({"ref": "r1", "status": "sent", "extra": 1}, "[0].extra", "unknown_field"),

@@ -32,7 +32,7 @@ async def test_one_row_per_recipient(known: Campaign) -> None:  # noqa: F811
     by_ref = {r["ref"]: r for r in rows}
     a1 = by_ref["a1"]
     assert (a1["code"], a1["variant"]) == (known.codes["a1"], "A")
-    assert a1["status"] == "sent"  # sent now, delivered eleven days ago: the latest counts
+    assert a1["status"] == "delivered"  # its "sent" arrived later, but delivered is further
     assert (a1["human_clicks"], a1["bot_clicks"], a1["conversions"]) == ("2", "1", "1")
     assert a1["revenue"] == "10.00 EUR"
     assert a1["first_click_at"].endswith("Z")
@@ -51,8 +51,11 @@ async def test_retargeting_lists(known: Campaign) -> None:  # noqa: F811
     _, silent = await fetch(known, "?only=delivered_not_clicked")
     assert [r["ref"] for r in silent] == ["a3", "a4", "b5"]  # a3 was only previewed
     response, unconverted = await fetch(known, "?only=clicked_not_converted")
-    assert [r["ref"] for r in unconverted] == ["b3"]
+    assert [r["ref"] for r in unconverted] == []  # b3 is the only one, and b3 opted out
     assert "clicked_not_converted" in response.headers["content-disposition"]
+    await known.post("events", [{"ref": "a4", "status": "opted_out"}])
+    _, silent_now = await fetch(known, "?only=delivered_not_clicked")
+    assert [r["ref"] for r in silent_now] == ["a3", "b5"]  # a4 opted out: never again
 
 
 async def test_fields_are_quoted_as_rfc_4180_says(

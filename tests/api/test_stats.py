@@ -328,6 +328,9 @@ async def test_bad_queries(known: Campaign, make_key: MakeKey) -> None:
         ("?to=2026-01-01", "to"),  # no offset
         ("?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", "to"),
         ("?from=2000-01-01T00:00:00Z&bucket=hour", "bucket"),  # more than 10 000 hours
+        ("?from=0001-01-01T00:00:00%2B14:00", "from"),  # before year 1 in UTC
+        ("?to=9999-12-31T23:59:59-14:00", "to"),  # after 9999 in UTC
+        ("?from=1969-12-31T00:00:00Z", "from"),
     ):
         response = await known.client.get(base + query, headers=known.auth)
         assert response.status_code == 422, query

@@ -96,3 +96,76 @@ async def test_the_migration_counts_what_was_there_before(tmp_path) -> None:  # 
         assert results.counts["A"].unique_clickers == 1
     finally:
         await store.close()
+
+
+async def test_reclassifying_clicks_moves_attribution_too(store: SqliteStore) -> None:
+    world = await make_world(store)
+    await store.record_clicks([row(world.links["r1"], world.campaign, T0, 1, "human", "m")])
+    await store.record_clicks([row(world.links["r2"], world.campaign, T0, 2, "preview", "m")])
+    first, second = await store.record_conversions(
+        world.workspace,
+        [
+            ConversionInput("purchase", T0 + H, "api", click_id="k1", order_id="o1"),
+            ConversionInput("purchase", T0 + H, "api", click_id="k2", order_id="o2"),
+        ],
+    )
+    assert (first.attributed, second.reason) == (True, "bot_click")
+
+    def swap(user_agent: str, method: str) -> tuple[str, ...]:
+        kind = "preview" if user_agent == "ua-human" else "human"
+        return (kind, "swap", "mobile", "iOS", "b")
+
+    await store._w.execute("UPDATE clicks SET user_agent = 'ua-human' WHERE click_id = 'k1'")
+    await store.reclassify_clicks(swap)  # type: ignore[arg-type]
+    results = await store.campaign_results(world.campaign)
+    rows = await store._read_all("SELECT order_id, reason FROM conversions ORDER BY id")
+    assert rows == [("o1", "bot_click"), ("o2", None)]  # the credit follows the classes
+    assert (results.counts["A"].converters, results.counts["B"].converters) == (0, 1)
+    assert results == await store.recount_results(world.campaign)
+
+
+async def test_a_range_times_first_clicks_only_of_clickers_new_in_it(store: SqliteStore) -> None:
+    world = await make_world(store)
+    link = world.links["r1"]
+    await store.record_clicks([row(link, world.campaign, T0, 1, "human", "m")])
+    await store.record_clicks([row(link, world.campaign, T0 + 48 * H, 2, "human", "m")])
+    later = await store.campaign_results(world.campaign, T0 + 24 * H, None)
+    assert later.counts["A"].unique_clickers == 1  # r1 clicked within the range
+    assert later.first_click_buckets == {}  # but its first click was before it
+    whole = await store.campaign_results(world.campaign, T0 - H, None)
+    assert sum(whole.first_click_buckets.values()) == 1
+
+
+async def test_concurrent_folds_from_two_processes_count_each_click_once(
+    store: SqliteStore,
+) -> None:
+    import asyncio
+
+    world = await make_world(store)
+    other = SqliteStore(store.path)
+    await other.open()
+    try:
+        refs = list(world.links)
+        rng = random.Random(9)
+
+        async def writer(start: int) -> None:
+            for n in range(start, start + 300, 10):
+                batch = [
+                    row(world.links[rng.choice(refs)], world.campaign, T0 + rng.randint(0, 9 * H),
+                        k, rng.choice(["human", "preview"]), "m")
+                    for k in range(n, n + 10)
+                ]  # fmt: skip
+                await store.record_clicks(batch)
+                await asyncio.sleep(0)
+
+        async def folder(s: SqliteStore) -> None:
+            for _ in range(40):
+                await s.fold_clicks(limit=7)
+                await asyncio.sleep(0)
+
+        await asyncio.gather(writer(0), writer(1000), folder(store), folder(other))
+        results = await other.campaign_results(world.campaign)
+        assert results == await store.recount_results(world.campaign)
+        assert sum(c.human_clicks + c.bot_clicks for c in results.counts.values()) == 600
+    finally:
+        await other.close()

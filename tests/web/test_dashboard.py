@@ -135,9 +135,9 @@ async def test_the_campaign_page_shows_the_numbers(
     hourly = await browser.get(f"/dashboard/campaigns/{known.id}?bucket=hour")
     assert hourly.status_code == 200 and 'aria-current="page">hour' in hourly.text
     csv = await browser.get(
-        f"/dashboard/campaigns/{known.id}/recipients.csv?only=clicked_not_converted"
+        f"/dashboard/campaigns/{known.id}/recipients.csv?only=delivered_not_clicked"
     )
-    assert csv.status_code == 200 and csv.text.splitlines()[1].startswith("b3,")
+    assert csv.status_code == 200 and csv.text.splitlines()[1].startswith("a3,")
 
 
 async def test_a_key_sees_only_its_workspace(

@@ -47,6 +47,7 @@ from tracker.models import (
 from tracker.store import sqlite_results
 from tracker.store.base import StoreError
 from tracker.store.migrations import migrate_sqlite
+from tracker.store.sqlite_results import MMAP
 
 log = logging.getLogger("tracker.store")
 
@@ -64,16 +65,10 @@ PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA temp_store=MEMORY",
     "PRAGMA cache_size=-65536",
-    # Read pages straight from the mapped file: the rollup's per-link lookups (links,
-    # receipts) are random over tables larger than the page cache (≈ 2x faster measured).
-    "PRAGMA mmap_size=1073741824",
+    MMAP,
 )
 
 SNAPSHOT_SECONDS = 0.5
-
-# The redirect's lookups read pages straight from the mapped file: no read() syscall per
-# B-tree page when a million links do not fit the page cache.
-MMAP = "PRAGMA mmap_size=1073741824"
 
 _CAMPAIGN_COLUMNS = (
     "id, workspace_id, name, slug, destination, utm, click_id_param, attribution_window_hours,"
@@ -81,9 +76,11 @@ _CAMPAIGN_COLUMNS = (
 )
 _LINK_COLUMNS = "id, code, workspace_id, campaign_id, ref, variant, destination, params, created_at"
 _UPDATABLE = {"name", "fallback_url", "expires_at", "disabled"}
-HOUR_MS = 3_600_000
+HOUR_MS = rollup.HOUR_MS
 DEFAULT_WINDOW_HOURS = 168  # for links without a campaign
-FOLD_BATCH = 2_000  # clicks per rollup transaction: a few ms of the write lock
+FOLD_BATCH = 2_000  # clicks per rollup transaction when a reader waits for the fold
+ROLL_BATCH = 200  # clicks per transaction of the background fold: a few ms of the lock
+ROLL_DUTY = 0.1  # the background fold's share of the writer, at most
 ROLLUP_SECONDS = 1.0
 _STATUSES = ("sent", "delivered", "failed", "opted_out")
 _RECEIPTED = frozenset({"sent", "delivered", "failed"})
@@ -496,8 +493,9 @@ class SqliteStore:
                 (last_id, batch),
             )
             if not rows:
-                if changed:  # the click rollup counted the old classes: count again
+                if changed:  # results counted the old classes: count and attribute again
                     await self.rebuild_click_rollup()
+                    await self.reattribute_conversions()
                 return seen, changed
             updates = []
             for row in rows:
@@ -748,74 +746,11 @@ class SqliteStore:
         if not behind[0]:  # current: no need for the write lock
             return 0
         async with self._transaction() as conn:
-            async with conn.execute(
-                "SELECT value FROM rollup_state WHERE name = 'clicks'"
-            ) as cursor:
-                row = await cursor.fetchone()
-            last = int(row[0]) if row else 0
-            clicks = await conn.execute_fetchall(
-                "SELECT c.id, c.link_id, c.campaign_id, coalesce(l.variant, ''), c.clicked_at,"
-                " c.kind = 'human', c.device, c.os, l.created_at"
-                " FROM clicks c JOIN links l ON l.id = c.link_id"
-                " WHERE c.id > ? ORDER BY c.id LIMIT ?",
-                (last, limit),
-            )
-            if not clicks:
-                return 0
-            facts = [rollup.ClickFacts(*row[1:8]) for row in clicks if row[2] is not None]
-            issued_at = {row[1]: row[8] for row in clicks}
-            by_campaign: dict[int, set[int]] = {}
-            for fact in facts:
-                by_campaign.setdefault(fact.campaign_id, set()).add(fact.link_id)
-            known: dict[int, rollup.LinkState] = {}
-            known_started: dict[int, int] = {}
-            for campaign_id, link_ids in by_campaign.items():
-                rows = await conn.execute_fetchall(
-                    "SELECT link_id, campaign_id, variant, human, bot, first_human_at,"
-                    " started_at FROM link_clicks WHERE campaign_id = ?"
-                    " AND link_id IN (SELECT value FROM json_each(?))",
-                    (campaign_id, orjson.dumps(sorted(link_ids))),
-                )
-                known.update((row[0], rollup.LinkState(*row[1:6])) for row in rows)
-                known_started.update((row[0], row[6]) for row in rows)
-            tally = rollup.fold(facts, known)
-            fresh = [link_id for link_id in tally.links if link_id not in known]
-            started = {**issued_at, **known_started}
-            if fresh:
-                started.update(
-                    await conn.execute_fetchall(
-                        "SELECT link_id, at FROM message_events WHERE status = 'delivered'"
-                        " AND link_id IN (SELECT value FROM json_each(?))",
-                        (orjson.dumps(fresh),),
-                    )
-                )
-            await _apply(conn, tally, known, started)
-            await conn.execute(
-                "UPDATE rollup_state SET value = ? WHERE name = 'clicks'", (clicks[-1][0],)
-            )
-        return len(clicks)
-
-    async def _roll(self) -> None:
-        """Keep the rollup current: every ``ROLLUP_SECONDS``, fold what was written since
-        (by any process), one short transaction at a time."""
-        folded_up_to = -1
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._rollup_seconds)
-            if self._stopping.is_set():
-                return
-            try:
-                row = await self._read_one("SELECT coalesce(max(id), 0) FROM clicks")
-                if row[0] == folded_up_to:
-                    continue
-                while await self.fold_clicks() and not self._stopping.is_set():
-                    pass
-                folded_up_to = row[0]
-            except (StoreError, aiosqlite.Error, sqlite3.Error) as error:
-                log.warning("click rollup failed, will retry: %s", error)
+            return await _fold_batch(conn, limit)
 
     async def rebuild_click_rollup(self) -> int:
-        """Forget the click rollup and fold every click again; returns how many."""
+        """Forget the click rollup and fold every click again, in one transaction (a reader
+        never sees it half rebuilt); returns how many clicks were folded."""
         async with self._transaction() as conn:
             for sql in (
                 "DELETE FROM click_hours",
@@ -826,7 +761,67 @@ class SqliteStore:
                 "UPDATE rollup_state SET value = 0 WHERE name = 'clicks'",
             ):
                 await conn.execute(sql)
-        return await self.fold_all_clicks()
+            total = 0
+            while folded := await _fold_batch(conn, FOLD_BATCH):
+                total += folded
+        return total
+
+    async def reattribute_conversions(self) -> int:
+        """Attribute every stored conversion again (after clicks changed class: a click
+        that is now a bot's no longer converts, one that is now human does); returns how
+        many conversions changed."""
+        changed, last = 0, 0
+        while True:
+            rows = await self._read_all(
+                "SELECT id, workspace_id, event, occurred_at, source, click_id,"
+                " sent_campaign_id, ref, campaign_id, link_id, click_row_id, variant, reason"
+                " FROM conversions WHERE id > ? ORDER BY id LIMIT 5000",
+                (last,),
+            )
+            if not rows:
+                return changed
+            last = rows[-1][0]
+            by_workspace: dict[int, list[Any]] = {}
+            for row in rows:
+                by_workspace.setdefault(row[1], []).append(row)
+            updates = []
+            for workspace_id, group in by_workspace.items():
+                inputs = [ConversionInput(*row[2:5], *row[5:8]) for row in group]
+                outcomes = await self._attribute(workspace_id, inputs)
+                for row, outcome in zip(group, outcomes, strict=True):
+                    columns = _outcome_columns(outcome)
+                    if columns != tuple(row[8:13]):
+                        updates.append((*columns, row[0]))
+            if updates:
+                async with self._transaction() as conn:
+                    await conn.executemany(
+                        "UPDATE conversions SET campaign_id = ?, link_id = ?, click_row_id = ?,"
+                        " variant = ?, reason = ? WHERE id = ?",
+                        updates,
+                    )
+            changed += len(updates)
+
+    async def _roll(self) -> None:
+        """Keep the rollup near current without taking the redirect's share: every
+        ``rollup_seconds``, fold what was written since (by any process) in transactions of
+        ``ROLL_BATCH`` clicks, resting after each for nine times as long as it took, so the
+        fold never uses more than a tenth of the writer. A burst of clicks is folded after
+        the burst (or by the stats call that needs it, which folds whatever is pending)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._rollup_seconds)
+            try:
+                while not self._stopping.is_set():
+                    started = time.monotonic()
+                    if not await self.fold_clicks(ROLL_BATCH):
+                        break
+                    rest = (time.monotonic() - started) * (1 / ROLL_DUTY - 1)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), rest)
+            except (StoreError, aiosqlite.Error, sqlite3.Error) as error:
+                log.warning("click rollup failed, will retry: %s", error)
+            if self._stopping.is_set():
+                return
 
     async def fold_all_clicks(self) -> int:
         """Fold until the rollup is current; returns how many clicks were folded."""
@@ -842,14 +837,14 @@ class SqliteStore:
     ) -> CampaignResults:
         """The campaign's numbers: from the rollups (brought up to date first) for the whole
         campaign, or recounted from raw clicks and conversions in [since, until)."""
+        await self.fold_all_clicks()
         if since_ms is None and until_ms is None:
-            await self.fold_all_clicks()
             return await self._report(sqlite_results.from_rollups, campaign_id)
         return await self._report(sqlite_results.recount, campaign_id, since_ms, until_ms)
 
     async def recount_results(self, campaign_id: int) -> CampaignResults:
         """Everything recounted from the raw rows (what the rollups must always equal)."""
-        return await self._report(sqlite_results.recount, campaign_id, None, None)
+        return await self._report(sqlite_results.recount, campaign_id, None, None, True)
 
     async def recipient_rows(
         self, campaign_id: int, only: str | None = None
@@ -1101,6 +1096,53 @@ async def _apply(
     )
 
 
+async def _fold_batch(conn: aiosqlite.Connection, limit: int) -> int:
+    """Inside a write transaction: fold up to ``limit`` clicks past the watermark into the
+    rollup tables and move the watermark; returns how many."""
+    async with conn.execute("SELECT value FROM rollup_state WHERE name = 'clicks'") as cursor:
+        row = await cursor.fetchone()
+    last = int(row[0]) if row else 0
+    clicks = await conn.execute_fetchall(
+        "SELECT c.id, c.link_id, c.campaign_id, coalesce(l.variant, ''), c.clicked_at,"
+        " c.kind = 'human', c.device, c.os, l.created_at"
+        " FROM clicks c JOIN links l ON l.id = c.link_id"
+        " WHERE c.id > ? ORDER BY c.id LIMIT ?",
+        (last, limit),
+    )
+    if not clicks:
+        return 0
+    facts = [rollup.ClickFacts(*row[1:8]) for row in clicks if row[2] is not None]
+    issued_at = {row[1]: row[8] for row in clicks}
+    by_campaign: dict[int, set[int]] = {}
+    for fact in facts:
+        by_campaign.setdefault(fact.campaign_id, set()).add(fact.link_id)
+    known: dict[int, rollup.LinkState] = {}
+    known_started: dict[int, int] = {}
+    for campaign_id, link_ids in by_campaign.items():
+        rows = await conn.execute_fetchall(
+            "SELECT link_id, campaign_id, variant, human, bot, first_human_at,"
+            " started_at FROM link_clicks WHERE campaign_id = ?"
+            " AND link_id IN (SELECT value FROM json_each(?))",
+            (campaign_id, orjson.dumps(sorted(link_ids))),
+        )
+        known.update((row[0], rollup.LinkState(*row[1:6])) for row in rows)
+        known_started.update((row[0], row[6]) for row in rows)
+    tally = rollup.fold(facts, known)
+    fresh = [link_id for link_id in tally.links if link_id not in known]
+    started = {**issued_at, **known_started}
+    if fresh:
+        started.update(
+            await conn.execute_fetchall(
+                "SELECT link_id, at FROM message_events WHERE status = 'delivered'"
+                " AND link_id IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(fresh),),
+            )
+        )
+    await _apply(conn, tally, known, started)
+    await conn.execute("UPDATE rollup_state SET value = ? WHERE name = 'clicks'", (clicks[-1][0],))
+    return len(clicks)
+
+
 async def _restart_clocks(
     conn: aiosqlite.Connection, campaign_id: int, delivered: Mapping[int, int]
 ) -> None:
@@ -1146,7 +1188,7 @@ def _conversion_row(
     outcome: attribution.Outcome,
     received: int,
 ) -> tuple[Any, ...]:
-    c, click = conversion, outcome.click
+    c = conversion
     return (
         conversion_id,
         workspace_id,
@@ -1161,12 +1203,16 @@ def _conversion_row(
         received,
         c.source,
         dedupe_key,
-        None if click is None else click.campaign_id,
-        None if click is None else click.link_id,
-        None if click is None else click.row_id,
-        None if click is None else click.variant,
-        outcome.reason,
+        *_outcome_columns(outcome),
     )
+
+
+def _outcome_columns(outcome: attribution.Outcome) -> tuple[Any, ...]:
+    """campaign_id, link_id, click_row_id, variant, reason of a conversion's outcome."""
+    click = outcome.click
+    if click is None:
+        return (None, None, None, None, outcome.reason)
+    return (click.campaign_id, click.link_id, click.row_id, click.variant, None)
 
 
 def _click_fact(row: Sequence[Any]) -> attribution.ClickFact:

@@ -17,6 +17,22 @@ from tracker.urls import UrlError, check_destination
 from tracker.web.errors import ApiError, invalid
 
 _MISSING: Any = object()
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def parse_time(text: str, field: str) -> datetime:
+    """An RFC 3339 time with an offset, in UTC, between 1970 and 9998; else a 422."""
+    try:
+        moment = datetime.fromisoformat(text)
+        moment = moment.astimezone(UTC) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None:
+        raise invalid(field, "must be an RFC 3339 time with offset, e.g. 2026-01-31T18:00:00Z")
+    if not _EARLIEST <= moment < _LATEST:
+        raise invalid(field, "must be between 1970 and 9998")
+    return moment
 
 
 class Fields:
@@ -110,18 +126,7 @@ class Fields:
     def time(self, key: str) -> datetime | None:
         """An RFC 3339 time with an offset, returned in UTC."""
         value = self.string(key, max_length=64)
-        if value is None:
-            return None
-        try:
-            moment = datetime.fromisoformat(value)
-            moment = moment.astimezone(UTC) if moment.tzinfo is not None else None
-        except (ValueError, OverflowError):
-            moment = None
-        if moment is None:
-            raise invalid(
-                self.name(key), "must be an RFC 3339 time with offset, e.g. 2026-01-31T18:00:00Z"
-            )
-        return moment
+        return None if value is None else parse_time(value, self.name(key))
 
     def url(self, key: str, allowed_schemes: Collection[str], required: bool = False) -> str | None:
         value = self.raw(key, required)

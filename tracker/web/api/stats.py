@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -14,7 +13,8 @@ from tracker import report
 from tracker.models import RECIPIENT_FILTERS, Campaign, RecipientRow
 from tracker.web.api.auth import require
 from tracker.web.api.campaigns import find_campaign
-from tracker.web.errors import ApiError, invalid
+from tracker.web.api.fields import parse_time
+from tracker.web.errors import invalid
 from tracker.web.responses import json_response
 from tracker.web.services import Services, services_of
 
@@ -39,7 +39,8 @@ async def get_stats(request: Request) -> Response:
     try:
         body = report.document(campaign, results, since_ms=since, until_ms=until, bucket=bucket)
     except report.TooManyPoints as error:
-        raise invalid("bucket", f"gives too many points ({error}): use day, or a range") from None
+        hint = "a shorter range" if bucket == "day" else "bucket=day, or a shorter range"
+        raise invalid("bucket", f"gives too many points ({error}): ask for {hint}") from None
     return json_response(body)
 
 
@@ -94,15 +95,5 @@ def _query_time(request: Request, name: str) -> int | None:
     text = request.query_params.get(name)
     if text is None:
         return None
-    try:
-        moment = datetime.fromisoformat(text.replace(" ", "+"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise ApiError(
-            422,
-            "invalid_field",
-            f"{name} must be an RFC 3339 time with offset, e.g. 2026-01-31T18:00:00Z",
-            name,
-        )
-    return int(moment.timestamp() * 1000)
+    # A "+" in a query string arrives as a space: 2026-01-31T18:00:00+01:00 unencoded.
+    return int(parse_time(text.replace(" ", "+"), name).timestamp() * 1000)
