@@ -64,7 +64,9 @@ CREATE TABLE rollup_state (
     value INTEGER NOT NULL
 );
 
-INSERT INTO rollup_state (name, value) VALUES ('clicks', 0);
+-- clicks: the last clicks.id folded; generation: bumped whenever the rollup is reset and
+-- rebuilt (tracker reclassify), so a reader can tell it raced a rebuild and read again.
+INSERT INTO rollup_state (name, value) VALUES ('clicks', 0), ('generation', 0);
 
 -- Counts for what was written before this migration.
 INSERT INTO variant_counts (campaign_id, variant, issued)

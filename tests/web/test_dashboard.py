@@ -181,3 +181,75 @@ async def test_empty_states(
 async def test_no_campaigns_yet(browser: httpx.AsyncClient, auth: dict[str, str]) -> None:
     await sign_in(browser, auth)
     assert "No campaigns yet" in (await browser.get("/dashboard/")).text
+
+
+async def test_forms_from_other_sites_and_huge_forms_are_refused(
+    browser: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    key = auth["Authorization"].removeprefix("Bearer ")
+    evil = {**FORM, "Origin": "https://evil.example"}
+    assert (
+        await browser.post("/dashboard/login", content=f"key={key}", headers=evil)
+    ).status_code == 403
+    fetch = {**FORM, "Sec-Fetch-Site": "cross-site"}
+    assert (
+        await browser.post("/dashboard/login", content=f"key={key}", headers=fetch)
+    ).status_code == 403
+    ours = {**FORM, "Origin": "https://s.example", "Sec-Fetch-Site": "same-origin"}
+    assert (
+        await browser.post("/dashboard/login", content=f"key={key}", headers=ours)
+    ).status_code == 303
+    huge = await browser.post("/dashboard/login", content=b"key=" + b"x" * 100_000, headers=FORM)
+    assert huge.status_code == 413
+    assert (
+        await browser.post("/dashboard/logout", headers={"Origin": "https://evil.example"})
+    ).status_code == 403
+    assert (await browser.get("/dashboard/")).status_code == 200  # still signed in
+
+
+async def test_a_revoked_key_is_signed_out(
+    browser: httpx.AsyncClient, auth: dict[str, str], store: SqliteStore
+) -> None:
+    await sign_in(browser, auth)
+    assert (await browser.get("/dashboard/")).status_code == 200
+    await store._w.execute("UPDATE api_keys SET revoked_at = 1")
+    assert (await browser.get("/dashboard/")).status_code == 303
+
+
+async def test_names_are_escaped_and_the_download_defuses_formulas(
+    browser: httpx.AsyncClient, client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    c = Campaign(
+        client, auth, {"name": "<script>x()</script>", "destination": "https://shop.example/"}
+    )
+    await c.create({'=HYPERLINK("http://evil","x")': None, "-1+1": None, "plain": None})  # type: ignore[dict-item]
+    await sign_in(browser, auth)
+    page = await browser.get(f"/dashboard/campaigns/{c.id}")
+    assert "<script>x()" not in page.text and "&lt;script&gt;x()" in page.text
+    download = await browser.get(f"/dashboard/campaigns/{c.id}/recipients.csv")
+    assert download.headers["cache-control"] == "no-store"
+    refs = [line.split(",")[0] for line in download.text.splitlines()[1:]]
+    assert "'-1+1" in refs and "plain" in refs
+    assert any(r.startswith("\"'=HYPERLINK(") for r in refs)
+    raw = await client.get(f"/api/v1/campaigns/{c.id}/recipients.csv", headers=auth)
+    assert "\n-1+1," in raw.text  # the API's file is for programs: bytes as issued
+
+
+async def test_each_app_keys_and_flags_its_own_sessions(
+    tmp_path,
+    store: SqliteStore,
+    auth: dict[str, str],  # type: ignore[no-untyped-def]
+) -> None:
+    key = auth["Authorization"].removeprefix("Bearer ")
+    cookies = {}
+    for base in ("http://plain.example", "https://tls.example"):
+        app = create_app(
+            Settings(database_url=f"sqlite:///{store.path}", base_url=base), store=store
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base) as c:
+            response = await c.post("/dashboard/login", content=f"key={key}", headers=FORM)
+            cookies[base] = response.headers["set-cookie"].lower()
+        await app.services.writer.close()
+    assert "secure" not in cookies["http://plain.example"]
+    assert "secure" in cookies["https://tls.example"]

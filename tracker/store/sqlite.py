@@ -749,8 +749,10 @@ class SqliteStore:
             return await _fold_batch(conn, limit)
 
     async def rebuild_click_rollup(self) -> int:
-        """Forget the click rollup and fold every click again, in one transaction (a reader
-        never sees it half rebuilt); returns how many clicks were folded."""
+        """Forget the click rollup and fold every click again; returns how many clicks were
+        folded. The reset is one transaction, the folding short ones (so a live server's
+        click writer is never held up for long); a results read that races the rebuild
+        sees the generation change and reads again (``campaign_results``)."""
         async with self._transaction() as conn:
             for sql in (
                 "DELETE FROM click_hours",
@@ -759,12 +761,10 @@ class SqliteStore:
                 "DELETE FROM first_click_delays",
                 "UPDATE variant_counts SET human_clicks = 0, bot_clicks = 0, unique_clickers = 0",
                 "UPDATE rollup_state SET value = 0 WHERE name = 'clicks'",
+                "UPDATE rollup_state SET value = value + 1 WHERE name = 'generation'",
             ):
                 await conn.execute(sql)
-            total = 0
-            while folded := await _fold_batch(conn, FOLD_BATCH):
-                total += folded
-        return total
+        return await self.fold_all_clicks()
 
     async def reattribute_conversions(self) -> int:
         """Attribute every stored conversion again (after clicks changed class: a click
@@ -837,14 +837,27 @@ class SqliteStore:
     ) -> CampaignResults:
         """The campaign's numbers: from the rollups (brought up to date first) for the whole
         campaign, or recounted from raw clicks and conversions in [since, until)."""
-        await self.fold_all_clicks()
-        if since_ms is None and until_ms is None:
-            return await self._report(sqlite_results.from_rollups, campaign_id)
-        return await self._report(sqlite_results.recount, campaign_id, since_ms, until_ms)
+        while True:
+            # A rebuild may reset the rollup between the fold and the read: read again then.
+            generation = await self._read_one(
+                "SELECT value FROM rollup_state WHERE name = 'generation'"
+            )
+            await self.fold_all_clicks()
+            if since_ms is None and until_ms is None:
+                results, read_generation = await self._report(
+                    sqlite_results.from_rollups, campaign_id
+                )
+            else:
+                results, read_generation = await self._report(
+                    sqlite_results.recount, campaign_id, since_ms, until_ms
+                )
+            if read_generation == generation[0]:
+                return results
 
     async def recount_results(self, campaign_id: int) -> CampaignResults:
         """Everything recounted from the raw rows (what the rollups must always equal)."""
-        return await self._report(sqlite_results.recount, campaign_id, None, None, True)
+        results, _ = await self._report(sqlite_results.recount, campaign_id, None, None, True)
+        return results
 
     async def recipient_rows(
         self, campaign_id: int, only: str | None = None
@@ -861,8 +874,10 @@ class SqliteStore:
         finally:
             await asyncio.to_thread(_close_pages, pages, conn)
 
-    async def _report(self, read: Callable[..., CampaignResults], *args: Any) -> CampaignResults:
-        def run() -> CampaignResults:
+    async def _report(
+        self, read: Callable[..., tuple[CampaignResults, int]], *args: Any
+    ) -> tuple[CampaignResults, int]:
+        def run() -> tuple[CampaignResults, int]:
             conn = sqlite_results.connect(self._lookup_uri)
             try:
                 return read(conn, *args)

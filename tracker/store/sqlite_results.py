@@ -40,7 +40,8 @@ def connect(uri: str, mapped: bool = True) -> sqlite3.Connection:
     return conn
 
 
-def from_rollups(conn: sqlite3.Connection, campaign_id: int) -> CampaignResults:
+def from_rollups(conn: sqlite3.Connection, campaign_id: int) -> tuple[CampaignResults, int]:
+    """The rollups' numbers, and the rollup's generation they were read in."""
     conn.execute("BEGIN")
     try:
         results = CampaignResults()
@@ -61,9 +62,14 @@ def from_rollups(conn: sqlite3.Connection, campaign_id: int) -> CampaignResults:
             ).fetchall()
         )
         _conversions(conn, campaign_id, results, None, None)
-        return results
+        return results, _generation(conn)
     finally:
         conn.execute("COMMIT")
+
+
+def _generation(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM rollup_state WHERE name = 'generation'").fetchone()
+    return int(row[0])
 
 
 def recount(
@@ -72,7 +78,7 @@ def recount(
     since_ms: int | None,
     until_ms: int | None,
     raw_cohort: bool = False,
-) -> CampaignResults:
+) -> tuple[CampaignResults, int]:
     """Clicks and conversions in [since, until) folded from the raw rows; links and
     receipts (the cohort) are the campaign's whole — from their counters, or counted from
     the raw rows with ``raw_cohort`` (the check of those counters).
@@ -128,7 +134,7 @@ def recount(
             bucket = rollup.delay_bucket(first - start)
             buckets[bucket] = buckets.get(bucket, 0) + 1
         _conversions(conn, campaign_id, results, since, until)
-        return results
+        return results, _generation(conn)
     finally:
         conn.execute("COMMIT")
 

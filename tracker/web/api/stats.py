@@ -60,20 +60,29 @@ async def get_recipients_csv(request: Request) -> Response:
 
 
 async def csv_chunks(
-    services: Services, campaign: Campaign, only: str | None
+    services: Services, campaign: Campaign, only: str | None, for_spreadsheets: bool = False
 ) -> AsyncIterator[bytes]:
-    """RFC 4180: CRLF line ends, fields quoted when they need it; one page in memory."""
+    """RFC 4180: CRLF line ends, fields quoted when they need it; one page in memory.
+    ``for_spreadsheets``: a text cell that a spreadsheet would run as a formula (= + - @,
+    tab, CR first) gets a leading ' (the dashboard's download, meant to be opened)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     async for page in services.store.recipient_rows(campaign.id, only):
         for row in page:
-            writer.writerow(_csv_row(row))
+            cells = _csv_row(row)
+            writer.writerow([_defused(c) for c in cells] if for_spreadsheets else cells)
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
     if buffer.tell():
         yield buffer.getvalue().encode()
+
+
+def _defused(cell: object) -> object:
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + cell
+    return cell
 
 
 def _csv_row(row: RecipientRow) -> list[object]:

@@ -23,15 +23,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracker import keys, report
 from tracker.models import RECIPIENT_FILTERS, Campaign, Principal
+from tracker.web.api.body import read_body
 from tracker.web.api.campaigns import parse_id
 from tracker.web.api.stats import csv_chunks
 from tracker.web.dashboard import charts
+from tracker.web.errors import ApiError
 from tracker.web.services import Services, services_of
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 SORTS = ("name", "created", "issued", "ctr", "conversion_rate", "revenue", "roi")
 MAX_LISTED = 200
 METRIC_NAMES = {"ctr": "CTR", "conversion_rate": "conversion rate"}
+SESSION_SECONDS = 12 * 3600
+MAX_FORM_BYTES = 4096
 # No script at all, styles only inline, forms only to us, never in a frame.
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self';"
@@ -44,7 +48,13 @@ def number(value: int | None) -> str:
 
 
 def percent(rate: float | None) -> str:
-    return "—" if rate is None else f"{rate * 100:.1f} %"
+    return "—" if rate is None else f"{rate * 100:,.1f} %"
+
+
+def p_value(p: float | None) -> str:
+    if p is None:
+        return "—"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def money(amount: str | None, currency: str | None = None) -> str:
@@ -61,9 +71,9 @@ def revenue(by_currency: dict[str, str]) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
-    if seconds < 90:
+    if seconds < 89.5:
         return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
+    if seconds < 89.5 * 60:
         return f"{seconds / 60:.0f} min"
     if seconds < 36 * 3600:
         return f"{seconds / 3600:.1f} h"
@@ -84,9 +94,10 @@ def verdict(variant: dict[str, Any], control: str, metric: str) -> str:
     return f"no difference on {name} so far"
 
 
-for name, function in (("number", number), ("percent", percent), ("money", money),
-                       ("revenue", revenue), ("duration", duration)):  # fmt: skip
-    templates.env.filters[name] = function
+templates.env.filters.update(
+    number=number, percent=percent, money=money, revenue=revenue, duration=duration,
+    p_value=p_value,
+)  # fmt: skip
 
 
 class Sessions:
@@ -95,22 +106,23 @@ class Sessions:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._inner: SessionMiddleware | None = None
+        self._inner: dict[int, SessionMiddleware] = {}  # per app (its secret and settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._inner is None:
-            services: Services = scope["app"].state.services
+        services: Services = scope["app"].state.services
+        inner = self._inner.get(id(services))
+        if inner is None:
             secret = hmac.new(services.store.code_secret, b"dashboard session", hashlib.sha256)
-            self._inner = SessionMiddleware(
+            inner = self._inner[id(services)] = SessionMiddleware(
                 self.app,
                 secret_key=Secret(secret.hexdigest()),
                 session_cookie="tracker_session",
-                max_age=12 * 3600,
+                max_age=SESSION_SECONDS,
                 path="/dashboard",
                 same_site="lax",
                 https_only=services.settings.base_url.startswith("https://"),
             )
-        await self._inner(scope, receive, send)
+        await inner(scope, receive, send)
 
 
 async def signed_in(request: Request) -> Principal | None:
@@ -129,7 +141,13 @@ async def login_page(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
+    if not _same_origin(request):
+        return _page(request, "login.html", {"next": "/dashboard", "error": CROSS_SITE}, 403)
+    try:
+        body = await read_body(request, MAX_FORM_BYTES)
+    except ApiError:
+        return _page(request, "login.html", {"next": "/dashboard", "error": TOO_LONG}, 413)
+    form = parse_qs(body.decode("utf-8", "replace"))
     key = (form.get("key") or [""])[0].strip()
     target = _next((form.get("next") or [""])[0])
     key_id = keys.key_id_of(key)
@@ -146,6 +164,8 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    if not _same_origin(request):
+        return _page(request, "login.html", {"next": "/dashboard", "error": CROSS_SITE}, 403)
     request.session.clear()
     return RedirectResponse("/dashboard/login", status_code=303)
 
@@ -166,7 +186,13 @@ async def campaigns_page(request: Request) -> Response:
     return _page(
         request,
         "campaigns.html",
-        {"rows": rows, "sort": sort, "descending": descending, "principal": principal},
+        {
+            "rows": rows,
+            "sort": sort,
+            "descending": descending,
+            "principal": principal,
+            "limited": len(rows) == MAX_LISTED,
+        },
     )
 
 
@@ -180,9 +206,11 @@ async def campaign_page(request: Request) -> Response:
     bucket = request.query_params.get("bucket", "day")
     bucket = bucket if bucket in report.BUCKETS else "day"
     results = await services_of(request).store.campaign_results(campaign.id)
+    note = None
     try:
         stats = report.document(campaign, results, bucket=bucket)
     except report.TooManyPoints:
+        note = f"Too many hours to draw one bar each (at most {report.MAX_POINTS:,}): by day."
         bucket = "day"
         stats = report.document(campaign, results, bucket=bucket)
     totals = stats["totals"]
@@ -205,6 +233,7 @@ async def campaign_page(request: Request) -> Response:
             for v in stats["variants"][1:]
         },
         "snippet": services_of(request).settings.short_url_prefix + "t.js",
+        "series_note": note,
     }
     return _page(request, "campaign.html", context)
 
@@ -219,10 +248,31 @@ async def recipients_csv(request: Request) -> Response:
         return _page(request, "missing.html", {"principal": principal}, status_code=404)
     filename = f"{campaign.slug}-recipients{'-' + only if only else ''}.csv"
     return StreamingResponse(
-        csv_chunks(services_of(request), campaign, only),
+        csv_chunks(services_of(request), campaign, only, for_spreadsheets=True),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
     )
+
+
+CROSS_SITE = "Sign-in forms are accepted only from this site's own pages."
+TOO_LONG = "That form was too long."
+
+
+def _same_origin(request: Request) -> bool:
+    """A form posted from another site (login CSRF) is refused. Browsers send Origin with
+    a POST, and Sec-Fetch-Site where they know it; a request with neither is not a
+    browser's cross-site form."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
 
 
 def _can_read(principal: Principal) -> bool:
@@ -242,8 +292,8 @@ def _sort_key(row: dict[str, Any], sort: str) -> Any:
         return campaign.name.lower()
     if sort == "created":
         return campaign.created_at
-    if sort == "revenue":
-        return sum(Decimal(v) for v in kpis["revenue"].values())
+    if sort == "revenue":  # by currency, then amount: sums in different money mean nothing
+        return sorted((c, Decimal(v)) for c, v in kpis["revenue"].items())
     value = kpis[sort]
     return (value is not None, value or 0)  # campaigns without the number sort last
 
