@@ -53,7 +53,6 @@ MAX_ORDER_ID = 128
 MAX_REF = 128
 MAX_JSON_ITEMS = 10_000
 NDJSON_CHUNK = 5_000
-FUTURE_SKEW_MS = 5 * 60 * 1000  # an occurred_at this far ahead of our clock is still "now"
 _FIELDS = {
     "click_id",
     "campaign_id",
@@ -93,13 +92,9 @@ def parse_conversion(
         raise invalid(fields.name("currency"), "is required with value", "missing_field")
     if currency is not None and value is None:
         raise invalid(fields.name("value"), "is required with currency", "missing_field")
-    occurred = fields.time("occurred_at")
-    occurred_ms = now_ms if occurred is None else int(occurred.timestamp() * 1000)
-    if occurred_ms > now_ms + FUTURE_SKEW_MS:
-        raise invalid(fields.name("occurred_at"), "is in the future")
     return ConversionInput(
         event=event,
-        occurred_at_ms=occurred_ms,
+        occurred_at_ms=fields.event_time("occurred_at", now_ms),
         source=source,
         click_id=click_id,
         campaign_id=campaign_id,

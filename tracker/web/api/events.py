@@ -20,7 +20,6 @@ from tracker.models import MessageEvent
 from tracker.web.api.auth import require
 from tracker.web.api.body import is_ndjson, ndjson_items, parse_json, read_body, require_media_type
 from tracker.web.api.campaigns import find_campaign
-from tracker.web.api.conversions import FUTURE_SKEW_MS
 from tracker.web.api.fields import Fields
 from tracker.web.errors import ApiError, invalid
 from tracker.web.responses import json_response
@@ -44,13 +43,9 @@ def parse_event(item: object, prefix: str, now_ms: int) -> MessageEvent:
         raise invalid(
             fields.name("status"), f"must be one of {', '.join(STATUSES)}", "unknown_status"
         )
-    at = fields.time("at")
-    at_ms = now_ms if at is None else int(at.timestamp() * 1000)
-    if at_ms > now_ms + FUTURE_SKEW_MS:
-        raise invalid(fields.name("at"), "is in the future")
     return MessageEvent(
         status=status,
-        at_ms=at_ms,
+        at_ms=fields.event_time("at", now_ms),
         ref=ref,
         code=code,
         error=fields.string("error", max_length=128),

@@ -17,6 +17,7 @@ from tracker.urls import UrlError, check_destination
 from tracker.web.errors import ApiError, invalid
 
 _MISSING: Any = object()
+CLOCK_SKEW_MS = 5 * 60 * 1000  # an event time this far ahead of our clock is still "now"
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -127,6 +128,17 @@ class Fields:
         """An RFC 3339 time with an offset, returned in UTC."""
         value = self.string(key, max_length=64)
         return None if value is None else parse_time(value, self.name(key))
+
+    def event_time(self, key: str, now_ms: int) -> int:
+        """When something happened, in ms: ``now_ms`` when not given; a time more than
+        ``CLOCK_SKEW_MS`` ahead of ours is refused (clocks differ, but not by that)."""
+        moment = self.time(key)
+        if moment is None:
+            return now_ms
+        at_ms = int(moment.timestamp() * 1000)
+        if at_ms > now_ms + CLOCK_SKEW_MS:
+            raise invalid(self.name(key), "is in the future")
+        return at_ms
 
     def url(self, key: str, allowed_schemes: Collection[str], required: bool = False) -> str | None:
         value = self.raw(key, required)
