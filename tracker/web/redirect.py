@@ -38,6 +38,9 @@ GONE = _page("Link expired", "This offer has ended.")
 UNAVAILABLE = _page("Try again in a moment", "This link cannot be opened right now.")
 _NO_STORE = (b"cache-control", b"no-store")
 _HTML = (b"content-type", b"text/html; charset=utf-8")
+_EMPTY = (b"content-length", b"0")
+# The 302's body message is the same every time: one dict, never mutated by the server.
+_NO_BODY = {"type": "http.response.body", "body": b""}
 
 
 class Redirector:
@@ -52,23 +55,22 @@ class Redirector:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Answer the request; returns the status sent (for the caller's metrics)."""
         code = scope["path"][1:]
-        head = scope["method"] == "HEAD"
         route = self._links.cached(code)
         if route is None:
             link_id = self._codes.decode(code)  # None unless the code's tag verifies
             if link_id is None:
-                return await _page_response(send, 404, NOT_FOUND, head)
+                return await _page_response(scope, send, 404, NOT_FOUND)
             try:
                 route = await self._links.route(code, link_id)
             except StoreError:
                 log.exception("redirect: store lookup failed for a valid code")
-                return await _page_response(send, 503, UNAVAILABLE, head)
+                return await _page_response(scope, send, 503, UNAVAILABLE)
             if route is None:
-                return await _page_response(send, 404, NOT_FOUND, head)
+                return await _page_response(scope, send, 404, NOT_FOUND)
         now_ms = int(time.time() * 1000)
         if route.disabled or (route.expires_at_ms is not None and now_ms >= route.expires_at_ms):
             if route.fallback_url is None:
-                return await _page_response(send, 410, GONE, head)
+                return await _page_response(scope, send, 410, GONE)
             return await _redirect(send, route.fallback_url)
         click_id = new_click_id(now_ms)
         query = scope["query_string"]
@@ -106,26 +108,21 @@ class Redirector:
         )
         if waiter is not None:
             await waiter
-        return await _redirect(send, location)
+        # ``_redirect``, inlined: one coroutine less per request.
+        headers = [(b"location", location.encode("latin-1")), _NO_STORE, _EMPTY]
+        await send({"type": "http.response.start", "status": 302, "headers": headers})
+        await send(_NO_BODY)
+        return 302
 
 
 async def _redirect(send: Send, location: str) -> int:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 302,
-            "headers": [
-                (b"location", location.encode("latin-1")),
-                _NO_STORE,
-                (b"content-length", b"0"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": b""})
+    headers = [(b"location", location.encode("latin-1")), _NO_STORE, _EMPTY]
+    await send({"type": "http.response.start", "status": 302, "headers": headers})
+    await send(_NO_BODY)
     return 302
 
 
-async def _page_response(send: Send, status: int, page: bytes, head: bool) -> int:
+async def _page_response(scope: Scope, send: Send, status: int, page: bytes) -> int:
     await send(
         {
             "type": "http.response.start",
@@ -133,5 +130,5 @@ async def _page_response(send: Send, status: int, page: bytes, head: bool) -> in
             "headers": [_HTML, _NO_STORE, (b"content-length", str(len(page)).encode())],
         }
     )
-    await send({"type": "http.response.body", "body": b"" if head else page})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else page})
     return status

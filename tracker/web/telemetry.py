@@ -89,6 +89,17 @@ class Telemetry:
         row[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         row[-1] += seconds
 
+    def observe_redirect(self, method: str, status: int, seconds: float) -> None:
+        """``observe`` for the redirect, whose method is always GET or HEAD."""
+        key = ("redirect", method, status)
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        row = self.latency.get("redirect")
+        if row is None:
+            row = self.latency["redirect"] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        row[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        row[-1] += seconds
+
     def count_conversions(self, results: Iterable[ConversionResult]) -> None:
         for result in results:
             if result.duplicate:
