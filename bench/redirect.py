@@ -29,7 +29,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -43,7 +42,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.ndjson import post_recipients
-from tests.e2e.server import free_port, running_server
+from tests.e2e.server import free_port, running_server, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "wrk" / "codes.lua"
@@ -162,13 +161,7 @@ def bare_server() -> Iterator[tuple[str, int]]:
             time.sleep(0.1)
         yield url, process.pid
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
 
 
 def _answers_302(url: str) -> bool:

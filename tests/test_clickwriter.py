@@ -156,6 +156,8 @@ async def test_close_gives_up_after_its_grace_and_counts() -> None:
     await writer.close(grace=0.05)
     assert future is not None and future.done()
     assert writer.dropped >= 1
+    assert writer.dropped == 2  # both: the one being written and the one behind it
+    assert sink.written == []
 
 
 async def test_closed_writer_takes_no_more() -> None:

@@ -73,16 +73,21 @@ def running_server(
         _wait_until_up(process, url, output)
         yield Server(process, url, output)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
         reader.join(timeout=5)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """SIGTERM, and SIGKILL if it is not gone within 15 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _collect(process: subprocess.Popen[str], output: list[str]) -> None:

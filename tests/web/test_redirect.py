@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, urlsplit
 
@@ -274,6 +275,8 @@ async def test_redirect_survives_a_failing_store(
     assert "tracker_clicks_dropped_total 5.0" in metrics
     assert "tracker_clicks_recorded_total 0.0" in metrics
     assert "tracker_click_write_failures_total" in metrics
+    failures = re.search(r"^tracker_click_write_failures_total (\S+)$", metrics, re.M)
+    assert failures is not None and float(failures.group(1)) >= 1
     await app.services.writer.close()
 
 
@@ -360,10 +363,22 @@ async def test_fast_mode_answers_then_writes(settings: Settings, store: SqliteSt
         [LinkRequest(None, None, None, "https://x.example/")],
         app.services.codes.encode,
     )
+    gate = asyncio.Event()
+    record = store.record_clicks
+
+    async def held(rows: object) -> None:  # nothing commits until the gate opens
+        await gate.wait()
+        await record(rows)  # type: ignore[arg-type]
+
+    store.record_clicks = held  # type: ignore[method-assign]
+    app.services.writer._max_wait = 60  # a durable writer would hold the answers this long
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as http:
-        answers = await asyncio.gather(*(http.get(f"/{link.code}") for _ in range(50)))
+        requests = asyncio.gather(*(http.get(f"/{link.code}") for _ in range(50)))
+        answers = await asyncio.wait_for(requests, 5)  # durable mode would wait for the gate
     assert {a.status_code for a in answers} == {302}
+    assert await clicks(store) == []  # answered before any click was written
+    gate.set()
     await app.services.writer.close()  # what SIGTERM does: drain
     assert len(await clicks(store)) == 50

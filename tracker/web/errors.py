@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from tracker.web.redirect import NOT_FOUND
+
 log = logging.getLogger("tracker")
 
 
@@ -66,13 +68,6 @@ _STATUS_CODES = {
     429: "rate_limited",
 }
 
-NOT_FOUND_PAGE = (
-    "<!doctype html><html lang=en><meta charset=utf-8>"
-    "<meta name=viewport content='width=device-width'><title>Link not found</title>"
-    "<body style='font-family:system-ui,sans-serif;text-align:center;padding:3em 1em'>"
-    "<h1>Link not found</h1><p>This link is not valid. Check that it was copied whole.</p>"
-)
-
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
@@ -84,7 +79,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if not request.scope["path"].startswith("/api/"):
         if exc.status_code == 404:
-            return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
+            return HTMLResponse(NOT_FOUND, status_code=404)  # the redirect's own page
         return Response(exc.detail, status_code=exc.status_code, headers=exc.headers)
     code = _STATUS_CODES.get(exc.status_code, "http_error")
     error = ApiError(exc.status_code, code, str(exc.detail))
