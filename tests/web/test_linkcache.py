@@ -22,6 +22,20 @@ CAMPAIGN = Campaign(
 )
 
 
+class AdHocReader:
+    """Links without a campaign, each with its own destination."""
+
+    def __init__(self) -> None:
+        self.link_reads: list[int] = []
+
+    async def find_link_target(self, link_id: int) -> LinkTarget | None:
+        self.link_reads.append(link_id)
+        return LinkTarget(f"c{link_id}", None, None, f"https://x.example/{link_id}", None)
+
+    async def find_campaign(self, campaign_id: int) -> Campaign | None:
+        return None
+
+
 class Reader:
     def __init__(self) -> None:
         self.link_reads: list[str] = []
@@ -104,3 +118,15 @@ async def test_cached_links_leave_the_garbage_collector_alone() -> None:
     gc.collect(0)
     gc.collect(1)
     assert not any(gc.is_tracked(entry) for entry in cache._links.values())
+
+
+async def test_a_hit_on_an_ad_hoc_link_keeps_it_in_the_cache() -> None:
+    reader = AdHocReader()
+    cache = LinkCache(reader, size=2)  # type: ignore[arg-type]
+    for n in (1, 2):
+        assert await cache.route(f"c{n}", n) is not None
+    assert cache.cached("c1") is not None  # c1 is now the most recent
+    await cache.route("c3", 3)  # evicts the least recent: c2, not c1
+    assert cache.cached("c1") is not None
+    assert cache.cached("c2") is None
+    assert reader.link_reads == [1, 2, 3]

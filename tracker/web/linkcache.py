@@ -73,6 +73,7 @@ class LinkCache:
         if link is None:
             return None
         if link[1] is None:
+            self._links.move_to_end(code)
             return _own_route(link)
         campaign = self._campaigns.get(link[1])
         if campaign is None or time.monotonic() - campaign.fetched_at >= self._campaign_seconds:
