@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from tracker import agents, keys, report, signatures
 from tracker import demo as demo_campaign
@@ -206,12 +208,27 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        log_config=_log_config(settings.log_level),
         access_log=args.access_log,
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """Uvicorn's logging setup, with the service's own loggers (``tracker.*``) printed
+    beside uvicorn's, in the same format, from ``level`` up."""
+    import uvicorn.config
+
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["tracker"] = {
+        "handlers": ["default"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
 
 
 async def _prepare(settings: Settings) -> str | None:

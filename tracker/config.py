@@ -35,6 +35,7 @@ class Settings:
     click_batch_size: int = 1_000
     click_retry_seconds: int = 60
     link_cache_size: int = 100_000
+    link_index_size: int = 10_000_000  # newest link ids indexed, 4 bytes each; 0: none
     campaign_cache_seconds: int = 5
     rollup_seconds: int = 1  # 0: no background fold (stats fold what is pending)
     ip_storage: str = "truncated"  # or "full" or "none"
@@ -81,7 +82,12 @@ class Settings:
                 raise SettingsError(f"TRACKER_{name.upper()} must be at least 1")
         if self.click_batch_size > 2000:
             raise SettingsError("TRACKER_CLICK_BATCH_SIZE must be at most 2000")
-        for name in ("click_retry_seconds", "campaign_cache_seconds", "rollup_seconds"):
+        for name in (
+            "click_retry_seconds",
+            "campaign_cache_seconds",
+            "rollup_seconds",
+            "link_index_size",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"TRACKER_{name.upper()} must not be negative")
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -49,3 +50,9 @@ def test_first_start_issue_links_and_restart(tmp_path: Path) -> None:
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as http:
             again = http.post(links_url, json={"recipients": [{"ref": "r7"}]}).json()
             assert again["links"][0]["code"] == from_json["r7"]["code"]
+            # The links issued before the restart were indexed at startup.
+            deadline = time.monotonic() + 10
+            while not any("link index: 300 links up to id 300" in x for x in server.output):
+                assert time.monotonic() < deadline, "\n".join(server.output)
+                time.sleep(0.05)
+            assert http.get(f"/{from_json['r7']['code']}").status_code == 302

@@ -124,3 +124,16 @@ def test_click_ids_carry_the_time_and_72_random_bits() -> None:
     assert all(len(tail) == 9 for tail in tails)
     given = base64.urlsafe_b64decode(new_click_id(1_767_225_600_123))  # the click's own time
     assert int.from_bytes(given[:6], "big") == 1_767_225_600_123
+
+
+@pytest.mark.parametrize("link_id", [1, 62, 10**6, 10**9])
+def test_only_the_encoders_spelling_decodes(book: CodeBook, link_id: int) -> None:
+    """The same number with a leading zero digit, even carrying a valid tag, is no code: a
+    verified code names exactly one link, so the redirect may trust the id it decodes."""
+    body = book.encode(link_id)[:-TAG_LENGTH]
+    zero = next(char for char, value in book._values[body[0]].items() if value == 0)
+    padded = body[0] + zero + body[1:]
+    forged = padded + book._tag(padded)
+    assert book.verify(forged)
+    assert book.decode(forged) is None
+    assert book.decode(book.encode(link_id)) == link_id

@@ -39,6 +39,7 @@ class AdHocReader:
 class Reader:
     def __init__(self) -> None:
         self.link_reads: list[str] = []
+        self.index_reads: list[tuple[int, int]] = []
         self.campaign_reads = 0
         self.campaign = CAMPAIGN
         self.fail = False
@@ -58,6 +59,16 @@ class Reader:
     async def find_campaign(self, campaign_id: int) -> Campaign | None:
         self.campaign_reads += 1
         return self.campaign if campaign_id == 7 else None
+
+    async def newest_link_id(self) -> int:
+        return 999
+
+    async def campaign_links(self, first_id: int, last_id: int) -> list[tuple[int, int, str]]:
+        """What ``find_link_target`` says, for the links with no params of their own."""
+        if self.fail:
+            raise StoreError("locked")
+        self.index_reads.append((first_id, last_id))
+        return [(n, 7, "AB"[n % 2]) for n in range(first_id, last_id + 1) if n % 3]
 
 
 async def test_routes_and_bases() -> None:
@@ -130,3 +141,72 @@ async def test_a_hit_on_an_ad_hoc_link_keeps_it_in_the_cache() -> None:
     assert cache.cached("c1") is not None
     assert cache.cached("c2") is None
     assert reader.link_reads == [1, 2, 3]
+
+
+async def test_indexed_links_need_no_link_read() -> None:
+    reader = Reader()
+    cache = LinkCache(reader, size=10)
+    await cache.load_index()
+    assert reader.index_reads[0] == (1, 999)
+    assert cache.indexed("c1", 1) is None  # the campaign is not cached yet
+    first = await cache.route("c2", 2)  # reads the link and the campaign
+    assert reader.link_reads == ["c2"]
+    for n in (1, 2, 4, 5, 500, 998):
+        route = cache.indexed(f"c{n}", n)
+        assert route is not None, n
+        assert route == await LinkCache(Reader()).route(f"c{n}", n)  # as the store says
+    assert first == cache.indexed("c2", 2)
+    assert reader.link_reads == ["c2"]
+    assert reader.campaign_reads == 1
+    assert cache.indexed("c3", 3) is None  # params of its own: not indexed
+    assert cache.indexed("c1000", 1000) is None  # beyond the newest link
+
+
+async def test_an_indexed_hit_enters_the_lru() -> None:
+    reader = Reader()
+    cache = LinkCache(reader, size=2)
+    await cache.load_index()
+    await cache.route("c2", 2)
+    assert cache.indexed("c4", 4) is not None
+    assert cache.cached("c4") == cache.indexed("c4", 4)
+    assert cache.indexed("c5", 5) is not None
+    assert cache.cached("c2") is None  # evicted: the LRU stays bounded
+    assert reader.link_reads == ["c2"]
+
+
+async def test_links_read_from_the_store_join_the_index() -> None:
+    reader = Reader()
+    cache = LinkCache(reader, size=1)
+    for n in (1, 2, 3):
+        await cache.route(f"c{n}", n)
+    assert cache.cached("c1") is None  # gone from the LRU ...
+    assert cache.indexed("c1", 1) is not None  # ... but not from the index
+    assert cache.indexed("c3", 3) is None  # params of its own: only ever in the LRU
+    assert reader.link_reads == ["c1", "c2", "c3"]
+
+
+async def test_an_indexed_link_follows_its_campaign(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    reader = Reader()
+    cache = LinkCache(reader, campaign_seconds=60)
+    await cache.load_index()
+    await cache.route("c2", 2)
+    reader.campaign = replace(CAMPAIGN, disabled=True)
+    cache.forget_campaign(7)
+    assert cache.indexed("c4", 4) is None  # the campaign must be read again first
+    route = await cache.route("c4", 4)
+    assert route is not None and route.disabled
+    assert cache.indexed("c5", 5).disabled  # type: ignore[union-attr]
+
+
+async def test_index_off_and_a_failing_load() -> None:
+    reader = Reader()
+    cache = LinkCache(reader, index_size=0)
+    await cache.load_index()
+    await cache.route("c2", 2)
+    assert cache.indexed("c4", 4) is None
+    failing = Reader()
+    failing.fail = True
+    with pytest.raises(StoreError):
+        await LinkCache(failing).load_index()

@@ -382,3 +382,48 @@ async def test_fast_mode_answers_then_writes(settings: Settings, store: SqliteSt
     gate.set()
     await app.services.writer.close()  # what SIGTERM does: drain
     assert len(await clicks(store)) == 50
+
+
+async def test_a_restarted_process_redirects_from_the_link_index(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    campaign: dict[str, object],
+    settings: Settings,
+    store: SqliteStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Links issued before a process starts are indexed at startup: opening each for the
+    first time reads no link from the store, and leads where the store says it does."""
+    recipients = [{"ref": f"r{n}"} for n in range(40)] + [{"ref": "p", "params": {"k": "v"}}]
+    answer = await client.post(
+        f"/api/v1/campaigns/{campaign['id']}/links", json={"recipients": recipients}, headers=auth
+    )
+    codes = [link["code"] for link in answer.json()["links"]]
+    expected = {}
+    for code in codes:
+        location = (await client.get(f"/{code}")).headers["location"]
+        expected[code] = re.sub(r"tclid=[^&#]+", "tclid=X", location)
+
+    restarted = create_app(settings, store=store)
+    await restarted.services.links.load_index()
+    reads: list[int] = []
+    real = store.find_link_target
+
+    async def counting(link_id: int):  # type: ignore[no-untyped-def]
+        reads.append(link_id)
+        return await real(link_id)
+
+    monkeypatch.setattr(store, "find_link_target", counting)
+    transport = httpx.ASGITransport(app=restarted)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        for code in codes:
+            response = await http.get(f"/{code}")
+            assert response.status_code == 302
+            assert (
+                re.sub(r"tclid=[^&#]+", "tclid=X", response.headers["location"]) == (expected[code])
+            )
+    await restarted.services.writer.close()
+    book = restarted.services.codes
+    # The first link (its campaign was not cached yet) and the one with params of its own.
+    assert reads == [book.decode(codes[0]), book.decode(codes[-1])]
+    assert len(await clicks(store)) == 2 * len(codes)

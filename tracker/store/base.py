@@ -35,12 +35,23 @@ class StoreError(Exception):
 
 class LinkReader(Protocol):
     """What the redirect reads: a link by its id (decoded from its code), a campaign by its
-    id. Both are meant to answer in microseconds (the SQLite backend does not even leave the
-    event loop). A campaign read sees every change committed before it."""
+    id — both meant to answer in microseconds (the SQLite backend does not even leave the
+    event loop), a campaign read seeing every change committed before it — and, to fill the
+    link index at startup, which campaign each link belongs to."""
 
     async def find_link_target(self, link_id: int) -> LinkTarget | None: ...
 
     async def find_campaign(self, campaign_id: int) -> Campaign | None: ...
+
+    async def newest_link_id(self) -> int:
+        """The highest link id issued (0 before the first link)."""
+
+    async def campaign_links(
+        self, first_id: int, last_id: int
+    ) -> list[tuple[int, int, str | None]]:
+        """(id, campaign id, variant) of each link in ``first_id..last_id``, in id order,
+        that takes its campaign's destination as it is: no destination or parameters of its
+        own. For the link index; read off the event loop."""
 
 
 class ClickSink(Protocol):

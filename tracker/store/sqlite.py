@@ -418,6 +418,21 @@ class SqliteStore:
             None if params is None else orjson.loads(params),
         )
 
+    async def newest_link_id(self) -> int:
+        row = await self._read_one("SELECT coalesce(max(id), 0) FROM links")
+        return int(row[0])
+
+    async def campaign_links(
+        self, first_id: int, last_id: int
+    ) -> list[tuple[int, int, str | None]]:
+        """(id, campaign id, variant) of the links in ``first_id..last_id`` that take their
+        campaign's destination as it is (no destination or parameters of their own)."""
+        return await self._read_all(
+            "SELECT id, campaign_id, variant FROM links WHERE id BETWEEN ? AND ?"
+            " AND campaign_id IS NOT NULL AND destination IS NULL AND params IS NULL ORDER BY id",
+            (first_id, last_id),
+        )
+
     async def find_campaign(self, campaign_id: int) -> Campaign | None:
         sql = f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?"
         row = self._lookup_one(sql, (campaign_id,), fresh=True)

@@ -1,7 +1,10 @@
 """The redirect's view of links and campaigns, cached in process.
 
 A link never changes once issued (docs/decisions/0004), so its entry — the destination
-prepared up to the per-request steps — is cached without expiry in a bounded LRU. What can
+prepared up to the per-request steps — is cached without expiry in a bounded LRU, and every
+link that takes its campaign's destination as it is also sits in the link index
+(``tracker.linkindex``, 4 bytes a link, filled at startup by ``load_index``): a link met for
+the first time then needs no store read either (docs/decisions/0010). What can
 change is the campaign's state (disabled, expiry, fallback): campaigns are cached apart and
 re-read after ``campaign_seconds``; a change made through this process's API drops the
 entry at once (``forget_campaign``), so this process stops redirecting the old way
@@ -10,15 +13,20 @@ immediately and every other process within ``campaign_seconds``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from typing import NamedTuple
 
+from tracker.linkindex import LinkIndex
 from tracker.models import Campaign, LinkTarget
 from tracker.store.base import LinkReader
 from tracker.urls import base_destination, click_id_slot
 
 DEFAULT_CLICK_ID_PARAM = "tclid"
+INDEX_CHUNK = 5_000  # link ids read per step of ``load_index`` (≈ 2 ms on the event loop)
+
+log = logging.getLogger("tracker.links")
 
 
 # ``urls.click_id_slot`` of a base: (before, after) the click id in the Location of a
@@ -59,12 +67,19 @@ class Route(NamedTuple):
 
 
 class LinkCache:
-    def __init__(self, store: LinkReader, size: int = 100_000, campaign_seconds: float = 5) -> None:
+    def __init__(
+        self,
+        store: LinkReader,
+        size: int = 100_000,
+        campaign_seconds: float = 5,
+        index_size: int = 10_000_000,
+    ) -> None:
         self._store = store
         self._size = size
         self._campaign_seconds = campaign_seconds
         self._links: OrderedDict[str, LinkEntry] = OrderedDict()
         self._campaigns: dict[int, CampaignRoute] = {}
+        self.index = LinkIndex(index_size)
 
     def cached(self, code: str) -> Route | None:
         """The route of a code already in the cache (so already verified), without I/O;
@@ -81,6 +96,41 @@ class LinkCache:
         self._links.move_to_end(code)
         return _route(link, campaign)
 
+    def indexed(self, code: str, link_id: int) -> Route | None:
+        """The route of a verified code whose link is in the index, without I/O; ``None``
+        when it is not, or its campaign is not cached or is due for a re-read."""
+        pair = self.index.get(link_id)
+        if pair is None:
+            return None
+        campaign = self._campaigns.get(pair[0])
+        if (
+            campaign is None
+            or pair[1] not in campaign.bases
+            or time.monotonic() - campaign.fetched_at >= self._campaign_seconds
+        ):
+            return None
+        link = (link_id, pair[0], pair[1], None, None)
+        self._remember(code, link)
+        return _route(link, campaign)
+
+    async def load_index(self) -> None:
+        """Index the links already issued, newest ``index_size`` ids, a chunk at a time
+        (each a read off the event loop, then ≈ 2 ms on it). Raises ``StoreError``."""
+        started = time.monotonic()
+        newest = await self._store.newest_link_id()
+        first = self.index.cover(newest)
+        for start in range(first, newest + 1, INDEX_CHUNK):
+            chunk = await self._store.campaign_links(
+                start, min(start + INDEX_CHUNK, newest + 1) - 1
+            )
+            self.index.add_many(chunk)
+        log.info(
+            "link index: %d links up to id %d in %.1f s",
+            self.index.indexed,
+            newest,
+            time.monotonic() - started,
+        )
+
     async def route(self, code: str, link_id: int) -> Route | None:
         """Where ``code`` (of link ``link_id``) leads, or ``None`` for an unknown code.
         Raises ``StoreError``."""
@@ -95,15 +145,20 @@ class LinkCache:
                 if campaign is None:
                     return None
             link = _link_entry(link_id, found, campaign)
-            self._links[code] = link
-            if len(self._links) > self._size:
-                self._links.popitem(last=False)
+            if campaign is not None and link[3] is None:
+                self.index.add(link_id, campaign.id, link[2])
+            self._remember(code, link)
         else:
             self._links.move_to_end(code)
         if link[1] is None:
             return _own_route(link)
         campaign = await self._campaign(link[1])
         return None if campaign is None else _route(link, campaign)
+
+    def _remember(self, code: str, link: LinkEntry) -> None:
+        self._links[code] = link
+        if len(self._links) > self._size:
+            self._links.popitem(last=False)
 
     def forget_campaign(self, campaign_id: int) -> None:
         self._campaigns.pop(campaign_id, None)

@@ -2,7 +2,8 @@
 
 Dispatched before Starlette's router (see ``tracker.app.Front``). Per request it does: a
 cache lookup — on a miss, the code's tag check (a forged code is a 404 without any store
-read), its link id, and a primary-key read that stays on the event loop — then the
+read), its link id, the link index, and only for a link not in it a primary-key read that
+stays on the event loop — then the
 per-request part of the destination, a fresh click id, and a ``submit`` to the click
 writer. No SQL write, no user-agent parsing, no JSON: those happen in the writer.
 """
@@ -60,13 +61,15 @@ class Redirector:
             link_id = self._codes.decode(code)  # None unless the code's tag verifies
             if link_id is None:
                 return await _page_response(scope, send, 404, NOT_FOUND)
-            try:
-                route = await self._links.route(code, link_id)
-            except StoreError:
-                log.exception("redirect: store lookup failed for a valid code")
-                return await _page_response(scope, send, 503, UNAVAILABLE)
+            route = self._links.indexed(code, link_id)
             if route is None:
-                return await _page_response(scope, send, 404, NOT_FOUND)
+                try:
+                    route = await self._links.route(code, link_id)
+                except StoreError:
+                    log.exception("redirect: store lookup failed for a valid code")
+                    return await _page_response(scope, send, 503, UNAVAILABLE)
+                if route is None:
+                    return await _page_response(scope, send, 404, NOT_FOUND)
         now_ms = int(time.time() * 1000)
         if route.disabled or (route.expires_at_ms is not None and now_ms >= route.expires_at_ms):
             if route.fallback_url is None:

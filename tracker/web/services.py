@@ -3,6 +3,9 @@ writer, telemetry — built once per app."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from functools import partial
 from typing import cast
 
@@ -13,10 +16,12 @@ from tracker.clicks import to_rows
 from tracker.clickwriter import ClickWriter
 from tracker.codes import CodeBook
 from tracker.config import Settings
-from tracker.store.base import Store
+from tracker.store.base import Store, StoreError
 from tracker.web.linkcache import LinkCache
 from tracker.web.redirect import Redirector
 from tracker.web.telemetry import Telemetry
+
+log = logging.getLogger("tracker.links")
 
 
 class Services:
@@ -24,7 +29,12 @@ class Services:
         self.settings = settings
         self.store = store
         self.telemetry = Telemetry()
-        self.links = LinkCache(store, settings.link_cache_size, settings.campaign_cache_seconds)
+        self.links = LinkCache(
+            store,
+            settings.link_cache_size,
+            settings.campaign_cache_seconds,
+            settings.link_index_size,
+        )
         prepare = partial(
             to_rows,
             trusted=settings.proxy_networks,
@@ -41,16 +51,33 @@ class Services:
         self.telemetry.watch(self.writer)
         self._codes: CodeBook | None = None
         self._redirector: Redirector | None = None
+        self._indexing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Open the store and load the code secret (the app's lifespan calls this)."""
+        """Open the store, load the code secret and start filling the link index in the
+        background (the app's lifespan calls this)."""
         await self.store.open()
         self.load_codes()
+        if self.settings.link_index_size:
+            self._indexing = asyncio.get_running_loop().create_task(
+                self._load_index(), name="link-index"
+            )
 
     async def stop(self) -> None:
         """Drain the click writer, then close the store (SIGTERM ends up here)."""
+        if self._indexing is not None:
+            self._indexing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._indexing
         await self.writer.close()
         await self.store.close()
+
+    async def _load_index(self) -> None:
+        try:
+            await self.links.load_index()
+        except StoreError:
+            # Redirects still work: links missing from the index are read from the store.
+            log.exception("link index: not loaded")
 
     def load_codes(self) -> None:
         self._codes = CodeBook(self.store.code_secret)
