@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 from tests.store.test_conversions import make_world
@@ -169,3 +170,36 @@ async def test_concurrent_folds_from_two_processes_count_each_click_once(
         assert sum(c.human_clicks + c.bot_clicks for c in results.counts.values()) == 600
     finally:
         await other.close()
+
+
+async def test_a_cancelled_fold_keeps_the_write_lock_until_its_thread_is_done(
+    store: SqliteStore,
+) -> None:
+    """A fold runs whole in a thread; cancelled (the server stopping), it still holds the
+    writer's lock until that thread has committed or rolled back, and counts stay exact."""
+    import asyncio
+
+    world = await make_world(store)
+    refs = list(world.links)
+    batch = [
+        row(world.links[refs[k % len(refs)]], world.campaign, T0 + k, k, "human", "m")
+        for k in range(3000)
+    ]
+    await store.record_clicks(batch)
+    lock = store._write_lock
+    fold = asyncio.create_task(store.fold_clicks(limit=3000))
+    for _ in range(1000):  # the read of the watermark, then the lock
+        if lock.locked():
+            break
+        await asyncio.sleep(0)
+    assert lock.locked()
+    fold.cancel()
+    writes = asyncio.create_task(store.record_clicks([row(world.links[refs[0]], world.campaign,
+                                                          T0, 99_999, "human", "m")]))  # fmt: skip
+    with contextlib.suppress(asyncio.CancelledError):
+        await fold
+    assert store._folder is not None and not store._folder.in_transaction
+    await writes
+    results = await store.campaign_results(world.campaign)
+    assert results == await store.recount_results(world.campaign)
+    assert sum(c.human_clicks for c in results.counts.values()) == 3001
