@@ -108,8 +108,11 @@ class ClickWriter:
                     # Fast mode: let a batch gather for a few milliseconds. Under load that
                     # turns many tiny commits, each a trip to the writer thread, into few.
                     await asyncio.sleep(self._linger)
-                count = min(len(self._queue), self._batch_size)
-                batch = [self._queue.popleft() for _ in range(count)]
+                if len(self._queue) <= self._batch_size:  # the usual case: take it all
+                    batch = list(self._queue)
+                    self._queue.clear()
+                else:
+                    batch = [self._queue.popleft() for _ in range(self._batch_size)]
                 self._writing = batch
                 await self._write(batch)
                 self._writing = []

@@ -178,9 +178,10 @@ class SqliteStore:
         for conn in (self._writer, self._reader):
             if conn is not None:
                 await conn.close()
-        for plain in (self._lookup, self._folder):
-            if plain is not None:
-                plain.close()
+        async with self._write_lock:  # no fold is still running in its thread
+            for plain in (self._lookup, self._folder):
+                if plain is not None:
+                    plain.close()
         self._writer = self._reader = None
         self._lookup = self._folder = None
 

@@ -55,6 +55,11 @@ class CampaignRoute(NamedTuple):
 LinkEntry = tuple[int, int | None, str | None, str | None, Slot]
 
 
+# A NamedTuple's own constructor is a Python function (≈ 0.7 µs); the routes made per
+# request are built with tuple.__new__ (≈ 0.3 µs), as are the clicks (redirect.py).
+_new = tuple.__new__
+
+
 class Route(NamedTuple):
     link_id: int
     campaign_id: int | None
@@ -197,22 +202,25 @@ def _own_route(link: LinkEntry) -> Route:
     """The route of a link outside any campaign (its entry always holds its own base)."""
     link_id, _, _, base, slot = link
     assert base is not None
-    return Route(link_id, None, base, DEFAULT_CLICK_ID_PARAM, slot, False, None, None)
+    return _new(Route, (link_id, None, base, DEFAULT_CLICK_ID_PARAM, slot, False, None, None))
 
 
 def _route(link: LinkEntry, campaign: CampaignRoute) -> Route:
     link_id, _, variant, base, slot = link
     if base is None:
         base, slot = campaign.bases[variant], campaign.slots[variant]
-    return Route(
-        link_id,
-        campaign.id,
-        base,
-        campaign.click_id_param,
-        slot,
-        campaign.disabled,
-        campaign.expires_at_ms,
-        campaign.fallback_url,
+    return _new(
+        Route,
+        (
+            link_id,
+            campaign.id,
+            base,
+            campaign.click_id_param,
+            slot,
+            campaign.disabled,
+            campaign.expires_at_ms,
+            campaign.fallback_url,
+        ),
     )
 
 

@@ -42,6 +42,7 @@ _HTML = (b"content-type", b"text/html; charset=utf-8")
 _EMPTY = (b"content-length", b"0")
 # The 302's body message is the same every time: one dict, never mutated by the server.
 _NO_BODY = {"type": "http.response.body", "body": b""}
+_new = tuple.__new__  # a Click without its NamedTuple constructor's Python call
 
 
 class Redirector:
@@ -97,16 +98,19 @@ class Redirector:
                 forwarded = value.decode("latin-1")
         client = scope.get("client")
         waiter = self._writer.submit(
-            Click(
-                route.link_id,
-                route.campaign_id,
-                now_ms,
-                click_id,
-                scope["method"],
-                user_agent or "",
-                client[0] if client else None,
-                forwarded,
-                referrer,
+            _new(
+                Click,
+                (
+                    route.link_id,
+                    route.campaign_id,
+                    now_ms,
+                    click_id,
+                    scope["method"],
+                    user_agent or "",
+                    client[0] if client else None,
+                    forwarded,
+                    referrer,
+                ),
             )
         )
         if waiter is not None:
