@@ -91,11 +91,11 @@ def test_fast_mode_sigterm_drains_the_queue(tmp_path: Path) -> None:
         codes = make_links(server, 50)
 
         async def stall_load_term() -> list[str]:
-            load = asyncio.create_task(hammer(server.url, codes, 3000, 32))
-            await asyncio.sleep(0.2)
+            warm = await hammer(server.url, codes, 200, 32)
+            # Commits stall from here on: every click of the load below waits in the queue.
             blocker = sqlite3.connect(database, isolation_level=None, timeout=10)
             blocker.execute("BEGIN IMMEDIATE")
-            answered = await load
+            answered = warm + await hammer(server.url, codes, 2800, 32)
             queued = len(answered) - len(stored_click_ids(database))
             server.process.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.3)
