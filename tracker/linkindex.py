@@ -21,7 +21,7 @@ Pair = tuple[int, str | None]
 
 
 class LinkIndex:
-    __slots__ = ("_base", "_capacity", "_numbers", "_pairs", "_slots", "indexed")
+    __slots__ = ("_base", "_capacity", "_numbers", "_pairs", "_slots")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
@@ -29,7 +29,6 @@ class LinkIndex:
         self._slots = array("I")  # link id - base → the number of its pair; 0: not indexed
         self._pairs: list[Pair] = [(0, None)]  # pair number → pair
         self._numbers: dict[Pair, int] = {}
-        self.indexed = 0  # entries set (a link set twice counts twice; for logs, not logic)
 
     def get(self, link_id: int) -> Pair | None:
         """The link's (campaign, variant), or ``None`` when it is not in the index."""
@@ -49,11 +48,10 @@ class LinkIndex:
         offset = self._reach(link_id)
         if offset is not None:
             self._slots[offset] = self._number((campaign_id, variant))
-            self.indexed += 1
 
     def add_many(self, links: Sequence[tuple[int, int, str | None]]) -> None:
         """``add`` for each (link id, campaign id, variant), in increasing link id order
-        (≈ 0.1 µs a link: room is made once, for the newest)."""
+        (≈ 0.4 µs a link: room is made once, for the newest)."""
         if not links or self._capacity < 1:
             return
         if not self._slots:
@@ -67,7 +65,6 @@ class LinkIndex:
                 pair = (campaign_id, variant)
                 number = numbers.get(pair)
                 slots[offset] = self._number(pair) if number is None else number
-                self.indexed += 1
 
     def _reach(self, link_id: int) -> int | None:
         """The offset of ``link_id``'s slot, the window slid and grown to hold it; ``None``

@@ -55,6 +55,19 @@ async def campaign(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[str,
     return dict(response.json())
 
 
+def count_link_reads(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, the id of every link the store is asked for, in order."""
+    reads: list[int] = []
+    real = store.find_link_target
+
+    async def counting(link_id: int):  # type: ignore[no-untyped-def]
+        reads.append(link_id)
+        return await real(link_id)
+
+    monkeypatch.setattr(store, "find_link_target", counting)
+    return reads
+
+
 async def clicks(store: SqliteStore) -> list[dict[str, object]]:
     rows = await store._read_all(
         "SELECT link_id, campaign_id, clicked_at, click_id, method, kind, rule, device, os,"
@@ -179,14 +192,7 @@ async def test_tampered_code_is_refused_without_a_store_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     code = await issue(client, auth, campaign)
-    reads: list[int] = []
-    real = store.find_link_target
-
-    async def counting(link_id: int):  # type: ignore[no-untyped-def]
-        reads.append(link_id)
-        return await real(link_id)
-
-    monkeypatch.setattr(store, "find_link_target", counting)
+    reads = count_link_reads(store, monkeypatch)
     tampered = code[:-1] + ("a" if code[-1] != "a" else "b")
     assert (await client.get(f"/{tampered}")).status_code == 404
     assert (await client.head(f"/{tampered}")).status_code == 404
@@ -406,14 +412,7 @@ async def test_a_restarted_process_redirects_from_the_link_index(
 
     restarted = create_app(settings, store=store)
     await restarted.services.links.load_index()
-    reads: list[int] = []
-    real = store.find_link_target
-
-    async def counting(link_id: int):  # type: ignore[no-untyped-def]
-        reads.append(link_id)
-        return await real(link_id)
-
-    monkeypatch.setattr(store, "find_link_target", counting)
+    reads = count_link_reads(store, monkeypatch)
     transport = httpx.ASGITransport(app=restarted)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         for code in codes:

@@ -124,14 +124,16 @@ class LinkCache:
         started = time.monotonic()
         newest = await self._store.newest_link_id()
         first = self.index.cover(newest)
+        loaded = 0
         for start in range(first, newest + 1, INDEX_CHUNK):
             chunk = await self._store.campaign_links(
                 start, min(start + INDEX_CHUNK, newest + 1) - 1
             )
             self.index.add_many(chunk)
+            loaded += len(chunk)
         log.info(
             "link index: %d links up to id %d in %.1f s",
-            self.index.indexed,
+            loaded,
             newest,
             time.monotonic() - started,
         )
