@@ -41,11 +41,24 @@ async def _authenticate(conn: HTTPConnection) -> Principal | None:
     key = key.strip()
     if kind.lower() != "bearer" or not key:
         raise ApiError(401, "unauthorized", "Authorization must be 'Bearer <api key>'")
+    principal = await principal_for_key(conn, key)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "the API key is not valid")
+    return principal
+
+
+async def principal_for_key(conn: HTTPConnection, key: str) -> Principal | None:
+    """Whose ``key`` is, or ``None`` when it is no valid key (a constant-time check)."""
     key_id = keys.key_id_of(key)
     found = await services_of(conn).store.find_api_key(key_id) if key_id else None
     if found is None or not keys.matches(key, found[0]):
-        raise ApiError(401, "unauthorized", "the API key is not valid")
+        return None
     return found[1]
+
+
+def allows(principal: Principal, scope: str) -> bool:
+    """Whether the key may act in ``scope`` (``admin`` may do everything)."""
+    return scope in principal.scopes or "admin" in principal.scopes
 
 
 def principal_of(request: Request) -> Principal | None:
@@ -57,6 +70,6 @@ def require(request: Request, scope: str) -> Principal:
     principal = principal_of(request)
     if principal is None:
         raise ApiError(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
-    if scope not in principal.scopes and "admin" not in principal.scopes:
+    if not allows(principal, scope):
         raise ApiError(403, "forbidden", f"the API key lacks the {scope!r} scope")
     return principal

@@ -50,12 +50,21 @@ async def get_recipients_csv(request: Request) -> Response:
     only = request.query_params.get("only")
     if only is not None and only not in RECIPIENT_FILTERS:
         raise invalid("only", f"must be one of {', '.join(RECIPIENT_FILTERS)}")
-    services = services_of(request)
+    return csv_download(services_of(request), campaign, only)
+
+
+def csv_download(
+    services: Services, campaign: Campaign, only: str | None, for_spreadsheets: bool = False
+) -> StreamingResponse:
+    """The recipients CSV as a download named after the campaign and the filter."""
     filename = f"{campaign.slug}-recipients{'-' + only if only else ''}.csv"
     return StreamingResponse(  # stops reading the store if the client goes away
-        csv_chunks(services, campaign, only),
+        csv_chunks(services, campaign, only, for_spreadsheets),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
     )
 
 

@@ -37,12 +37,12 @@ def series(points: list[dict[str, Any]]) -> dict[str, Any]:
     """Bars per bucket: human clicks stacked on bot clicks, conversions as a line, each
     scaled to its own maximum (the two differ by orders of magnitude)."""
     if not points:
-        return {"bars": [], "line": "", "dots": [], "width": SERIES_WIDTH, "height": SERIES_HEIGHT}
+        return {"bars": [], "line": "", "width": SERIES_WIDTH, "height": SERIES_HEIGHT}
     step = SERIES_WIDTH / len(points)
     top_clicks = max(p["human_clicks"] + p["bot_clicks"] for p in points) or 1
     top_conversions = max(p["conversions"] for p in points) or 1
     usable = SERIES_HEIGHT - 10
-    bars, dots = [], []
+    bars, line = [], []
     for i, p in enumerate(points):
         human = usable * p["human_clicks"] / top_clicks
         bot = usable * p["bot_clicks"] / top_clicks
@@ -60,10 +60,9 @@ def series(points: list[dict[str, Any]]) -> dict[str, Any]:
             }
         )
         y = SERIES_HEIGHT - usable * p["conversions"] / top_conversions
-        dots.append({"x": round(i * step + step / 2, 2), "y": round(y, 2)})
-    line = " ".join(f"{d['x']},{d['y']}" for d in dots)
+        line.append(f"{round(i * step + step / 2, 2)},{round(y, 2)}")
     return {
-        "bars": bars, "line": line, "dots": dots, "width": SERIES_WIDTH, "height": SERIES_HEIGHT,
+        "bars": bars, "line": " ".join(line), "width": SERIES_WIDTH, "height": SERIES_HEIGHT,
         "first": points[0]["start"], "last": points[-1]["start"],
         "top_clicks": top_clicks, "top_conversions": top_conversions,
     }  # fmt: skip

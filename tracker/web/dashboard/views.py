@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import weakref
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,16 @@ from urllib.parse import parse_qs, quote
 from starlette.datastructures import Secret
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tracker import keys, report
+from tracker import report
 from tracker.models import RECIPIENT_FILTERS, Campaign, Principal
+from tracker.web.api.auth import allows, principal_for_key
 from tracker.web.api.body import read_body
 from tracker.web.api.campaigns import parse_id
-from tracker.web.api.stats import csv_chunks
+from tracker.web.api.stats import csv_download
 from tracker.web.dashboard import charts
 from tracker.web.errors import ApiError
 from tracker.web.services import Services, services_of
@@ -106,14 +108,17 @@ class Sessions:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._inner: dict[int, SessionMiddleware] = {}  # per app (its secret and settings)
+        # One per app (its own secret and settings); forgotten with the app.
+        self._inner: weakref.WeakKeyDictionary[Services, SessionMiddleware] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services: Services = scope["app"].state.services
-        inner = self._inner.get(id(services))
+        inner = self._inner.get(services)
         if inner is None:
             secret = hmac.new(services.store.code_secret, b"dashboard session", hashlib.sha256)
-            inner = self._inner[id(services)] = SessionMiddleware(
+            inner = self._inner[services] = SessionMiddleware(
                 self.app,
                 secret_key=Secret(secret.hexdigest()),
                 session_cookie="tracker_session",
@@ -130,7 +135,7 @@ async def signed_in(request: Request) -> Principal | None:
     if not isinstance(key_id, str):
         return None
     found = await services_of(request).store.find_api_key(key_id)
-    if found is None or not _can_read(found[1]):
+    if found is None or not allows(found[1], "stats:read"):
         request.session.clear()
         return None
     return found[1]
@@ -150,15 +155,14 @@ async def login(request: Request) -> Response:
     form = parse_qs(body.decode("utf-8", "replace"))
     key = (form.get("key") or [""])[0].strip()
     target = _next((form.get("next") or [""])[0])
-    key_id = keys.key_id_of(key)
-    found = await services_of(request).store.find_api_key(key_id) if key_id else None
-    if found is None or not keys.matches(key, found[0]):
+    principal = await principal_for_key(request, key)
+    if principal is None:
         error = "That API key is not valid."
-    elif not _can_read(found[1]):
+    elif not allows(principal, "stats:read"):
         error = "That API key cannot read results: it needs the stats:read scope."
     else:
         request.session.clear()
-        request.session["key_id"] = found[1].key_id
+        request.session["key_id"] = principal.key_id
         return RedirectResponse(target, status_code=303)
     return _page(request, "login.html", {"next": target, "error": error}, status_code=401)
 
@@ -246,15 +250,7 @@ async def recipients_csv(request: Request) -> Response:
     only = request.query_params.get("only")
     if campaign is None or (only is not None and only not in RECIPIENT_FILTERS):
         return _page(request, "missing.html", {"principal": principal}, status_code=404)
-    filename = f"{campaign.slug}-recipients{'-' + only if only else ''}.csv"
-    return StreamingResponse(
-        csv_chunks(services_of(request), campaign, only, for_spreadsheets=True),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return csv_download(services_of(request), campaign, only, for_spreadsheets=True)
 
 
 CROSS_SITE = "Sign-in forms are accepted only from this site's own pages."
@@ -273,10 +269,6 @@ def _same_origin(request: Request) -> bool:
         return origin is None
     host = request.headers.get("host", "")
     return origin.split("://", 1)[-1] == host
-
-
-def _can_read(principal: Principal) -> bool:
-    return "stats:read" in principal.scopes or "admin" in principal.scopes
 
 
 async def _campaign(request: Request, principal: Principal) -> Campaign | None:
