@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -11,6 +12,8 @@ import pytest
 
 from tests.conftest import MakeKey
 from tracker import signatures
+from tracker.app import create_app
+from tracker.config import Settings
 from tracker.store.sqlite import SqliteStore
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -373,3 +376,32 @@ async def test_a_signature_is_checked_before_the_body_is_read(
     response = await client.post(URL, content=big, headers=fresh)
     assert response.status_code == 401
     assert response.json()["error"]["message"] == "the signature does not match the body"
+
+
+@pytest.mark.parametrize(("ahead_s", "status"), [(240, 202), (360, 422)])
+async def test_a_time_a_few_minutes_ahead_is_clock_skew_beyond_it_refused(
+    client: httpx.AsyncClient, auth: dict[str, str], ahead_s: int, status: int
+) -> None:
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + ahead_s))
+    body = {"event": "lead", "order_id": f"skew{ahead_s}", "occurred_at": at}
+    response = await client.post(URL, json=body, headers=auth)
+    assert response.status_code == status, response.text
+
+
+async def test_a_stale_signature_is_refused_before_a_body_too_big_is_read(
+    settings: Settings, store: SqliteStore, auth: dict[str, str]
+) -> None:
+    """With the body over ``max_signed_bytes``, a check made after reading it would answer
+    413: the header's 401 shows that nothing was read."""
+    small = replace(settings, max_signed_bytes=1024 * 1024)
+    app = create_app(small, store=store)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        made = await new_secret(client, auth)
+        big = b'{"event": "purchase", "order_id": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+        stale = signed(made["secret"], made["workspace_id"], big, at=time.time() - 3600)
+        response = await client.post(URL, content=big, headers=stale)
+        assert response.status_code == 401 and "300 s" in response.json()["error"]["message"]
+        fresh = signed(made["secret"], made["workspace_id"], big)
+        assert (await client.post(URL, content=big, headers=fresh)).status_code == 413
+    await app.services.writer.close()

@@ -280,6 +280,12 @@ async def test_a_range_counts_the_clicks_and_conversions_inside_it(known: Campai
     assert (totals["human_clicks"], totals["unique_clickers"]) == (5, 4)  # not b3's old click
     assert totals["conversions"] == 5
     assert stats["from"] == today and stats["to"] is None
+    # A conversion before the range (of b3's old click) counts in the whole, not in it.
+    before = datetime.fromtimestamp(time.time() - 9 * 86400, UTC).isoformat()
+    old = {"event": "lead", "campaign_id": known.id, "ref": "b3", "occurred_at": before}
+    assert (await known.convert(old))["attributed"] is True
+    assert (await known.stats(f"?from={today}"))["totals"]["conversions"] == 5
+    assert (await known.stats())["totals"]["conversions"] == 6
     assert sum(p["human_clicks"] for p in stats["series"]["points"]) == 5
     assert stats["series"]["points"][0]["start"] == today
 

@@ -67,6 +67,25 @@ async def test_reclassifying_clicks_moves_the_numbers(store: SqliteStore) -> Non
     assert after == await store.recount_results(world.campaign)
 
 
+async def test_a_reclassify_stopped_midway_is_mended_by_the_next(store: SqliteStore) -> None:
+    """Classes are written a batch at a time; a run stopped after writing them and before
+    recounting leaves the rollup behind — a second run, finding nothing to change, must
+    still bring the results back to what the clicks say."""
+    world = await make_world(store)
+    await store.record_clicks([row(world.links["r1"], world.campaign, T0, 1, "human", "m")])
+    await store.campaign_results(world.campaign)  # folded as human
+    async with store._transaction() as conn:  # what the stopped run got to write
+        await conn.execute("UPDATE clicks SET kind = 'preview'")
+
+    def everything_is_a_preview(user_agent: str, method: str) -> tuple[str, ...]:
+        return ("preview", "r", "m", "iOS", "b")
+
+    assert await store.reclassify_clicks(everything_is_a_preview) == (1, 0)  # type: ignore[arg-type]
+    after = await store.campaign_results(world.campaign)
+    assert (after.counts["A"].human_clicks, after.counts["A"].bot_clicks) == (0, 1)
+    assert after == await store.recount_results(world.campaign)
+
+
 async def test_the_migration_counts_what_was_there_before(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import sqlite3
 
@@ -188,10 +207,10 @@ async def test_a_cancelled_fold_keeps_the_write_lock_until_its_thread_is_done(
     await store.record_clicks(batch)
     lock = store._write_lock
     fold = asyncio.create_task(store.fold_clicks(limit=3000))
-    for _ in range(1000):  # the read of the watermark, then the lock
+    for _ in range(5000):  # the read of the watermark (a thread trip), then the lock
         if lock.locked():
             break
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.001)
     assert lock.locked()
     fold.cancel()
     writes = asyncio.create_task(store.record_clicks([row(world.links[refs[0]], world.campaign,

@@ -134,16 +134,9 @@ class SqliteStore:
             await asyncio.to_thread(migrate_sqlite, self.path)
             self._writer = await self._connect()
             self._reader = await self._connect()
-            self._lookup = sqlite3.connect(
-                self._lookup_uri,
-                uri=True,
-                check_same_thread=False,
-                isolation_level=None,
-            )
             # SQLite's default page cache, not a large one: with the file mapped, a big cache
             # only copies pages the OS already holds (measured slower on random lookups).
-            for pragma in ("PRAGMA query_only=ON", MMAP):
-                self._lookup.execute(pragma)
+            self._lookup = sqlite_results.connect(self._lookup_uri)
             self._folder = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             for pragma in PRAGMAS:
                 self._folder.execute(pragma)
@@ -516,9 +509,11 @@ class SqliteStore:
                 (last_id, batch),
             )
             if not rows:
-                if changed:  # results counted the old classes: count and attribute again
-                    await self.rebuild_click_rollup()
-                    await self.reattribute_conversions()
+                # Results counted the old classes: count and attribute again. Every time, not
+                # only when this run changed a class: a run stopped after writing classes
+                # and before this point is then mended by the next.
+                await self.rebuild_click_rollup()
+                await self.reattribute_conversions()
                 return seen, changed
             updates = []
             for row in rows:
