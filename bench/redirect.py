@@ -9,15 +9,18 @@ tapped about once, so a cache barely helps) and *hot* (codes drawn from 100 link
 After each run the clicks stored meanwhile are counted in the database and compared with
 the 302s wrk received: every answered redirect must be a stored click.
 
-The ceiling, measured in the same run before, between and after the tracker runs (each
-tracker run is compared with the mean of the two ceiling runs around it, as this machine is
-shared and noisy): a bare ASGI app answering a fixed 302 (`bench/bare_302.py`) on the same
-uvicorn stack, driven by the same wrk script. Nothing is pinned by default (see NOT_PINNED);
-`--pin on` puts the servers on CPU 0 and wrk on CPU 1, `--pin auto` decides by a short probe
-(pin unless pinning is slower for both the ceiling and tracker).
+The ceiling: a bare ASGI app answering a fixed 302 (`bench/bare_302.py`) on the same uvicorn
+stack, driven by the same wrk script. This machine is shared and its speed swings by a third
+within seconds, so each workload is measured in turns: short tracker runs (`--rounds`, of
+`--segment` seconds), each between two ceiling runs; a run's ratio is to the mean of the
+ceiling runs before and after it, the workload's ratio is the median of its runs' ratios, and
+its latency percentiles are of all its runs' requests together (`bench/latency.py`).
+Nothing is pinned by default (see NOT_PINNED); `--pin on` puts the servers on CPU 0 and wrk
+on CPU 1, `--pin auto` decides by a short probe (pin unless pinning is slower for both the
+ceiling and tracker).
 
-    .venv/bin/python bench/redirect.py [--links 1000000] [--duration 10] [--pin off|on|auto]
-    .venv/bin/python bench/redirect.py --links 20000 --duration 3    # a quick check, < 1 min
+    .venv/bin/python bench/redirect.py [--links 1000000] [--rounds 8] [--segment 2] [--pin off]
+    .venv/bin/python bench/redirect.py --links 20000 --rounds 2    # a quick check, < 1 min
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import random
 import re
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +45,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.latency import merged_percentile
 from bench.ndjson import post_recipients
 from tests.e2e.server import free_port, running_server, stop
 
@@ -201,6 +206,7 @@ def wrk(url: str, codes_file: Path, seconds: int, connections: int, pinned: bool
             percentiles = result["latency_us"]["percentiles"]
             return {
                 "requests": result["requests"],
+                "seconds": seconds_run,
                 "req_per_s": round(result["requests"] / seconds_run),
                 "p50_ms": percentiles["50"] / 1000,
                 "p99_ms": percentiles["99"] / 1000,
@@ -210,6 +216,7 @@ def wrk(url: str, codes_file: Path, seconds: int, connections: int, pinned: bool
                 "answered_302": statuses.get(302, 0),
                 "non_302": sum(v for k, v in statuses.items() if k != 302),
                 "socket_errors": {k: v for k, v in result["errors"].items() if v and k != "status"},
+                "grid": sorted((float(p), us) for p, us in percentiles.items()),
             }
     raise RuntimeError(f"wrk failed ({run.returncode}): {run.stdout}\n{run.stderr}")
 
@@ -234,15 +241,33 @@ def probe(url: str, pid: int, codes_file: Path, connections: int) -> dict[str, i
 
 
 def tracker_run(
-    args: argparse.Namespace, url: str, database: Path, codes_file: Path, mode: str, pinned: bool
+    args: argparse.Namespace,
+    url: str,
+    bare_url: str,
+    database: Path,
+    codes_file: Path,
+    mode: str,
+    pinned: bool,
 ) -> dict:
-    """Warm up, count the clicks, measure, let the writer settle, count again."""
+    """Warm up, count the clicks, run tracker and the ceiling in turns, let the writer
+    settle, count again.
+
+    ``args.rounds`` tracker runs of ``args.segment`` seconds, each between two ceiling runs
+    (bare, tracker, bare, …, tracker, bare): each tracker run is compared with the ceiling
+    just before and just after it, so a slower or faster spell of this shared machine moves
+    both sides of a ratio, and the run's ratio is the median of those.
+    """
     wrk(url, codes_file, WARMUP_S, args.connections, pinned)
     time.sleep(SETTLE_S[mode])
     before = count_clicks(database)
-    result = wrk(url, codes_file, args.duration, args.connections, pinned)
+    ceilings = [wrk(bare_url, codes_file, args.segment, args.connections, pinned)]
+    segments = []
+    for _ in range(args.rounds):
+        segments.append(wrk(url, codes_file, args.segment, args.connections, pinned))
+        ceilings.append(wrk(bare_url, codes_file, args.segment, args.connections, pinned))
     time.sleep(SETTLE_S[mode])
     after = count_clicks(database)
+    result = combine(segments, ceilings)
     result["clicks_before"], result["clicks_after"] = before, after
     if before is not None and after is not None:
         result["clicks_stored"] = after - before
@@ -252,15 +277,51 @@ def tracker_run(
     return result
 
 
+def combine(segments: list[dict], ceilings: list[dict]) -> dict:
+    """One result for a workload's interleaved runs: medians of the rates and ratios, the
+    latency percentiles of all their requests together, every response counted."""
+    ratios = []
+    for index, run in enumerate(segments):
+        ceiling = (ceilings[index]["req_per_s"] + ceilings[index + 1]["req_per_s"]) / 2
+        ratios.append(run["req_per_s"] / ceiling)
+    grids = [(run["requests"], run["grid"]) for run in segments]
+    statuses: dict[int, int] = {}
+    errors: dict[str, int] = {}
+    for run in segments:
+        for status, count in run["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+        for kind, count in run["socket_errors"].items():
+            errors[kind] = errors.get(kind, 0) + count
+    return {
+        "req_per_s": round(statistics.median(run["req_per_s"] for run in segments)),
+        "ceiling_req_per_s": round(statistics.median(run["req_per_s"] for run in ceilings)),
+        "ratio_to_ceiling": round(statistics.median(ratios), 3),
+        "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
+        "requests": sum(run["requests"] for run in segments),
+        "p50_ms": merged_percentile(grids, 50) / 1000,
+        "p99_ms": merged_percentile(grids, 99) / 1000,
+        "p99_9_ms": merged_percentile(grids, 99.9) / 1000,
+        "max_ms": max(run["max_ms"] for run in segments),
+        "statuses": statuses,
+        "answered_302": statuses.get(302, 0),
+        "non_302": sum(count for status, count in statuses.items() if status != 302),
+        "socket_errors": errors,
+        "runs": [
+            {"req_per_s": run["req_per_s"], "ratio": round(ratio, 3), "p99_ms": run["p99_ms"]}
+            for run, ratio in zip(segments, ratios, strict=True)
+        ],
+        "ceiling_runs": [run["req_per_s"] for run in ceilings],
+    }
+
+
 def measure(
     args: argparse.Namespace, database: Path, all_codes: Path, hot_codes: Path
-) -> tuple[str, list[dict], dict[tuple[str, str], dict], dict[str, int]]:
-    """Decide the pinning, then run the ceiling before, between and after the tracker runs.
+) -> tuple[str, dict[tuple[str, str], dict], dict[str, int]]:
+    """Decide the pinning, then measure each workload in each mode against the ceiling.
 
     One bare server serves every ceiling run (it has no state, so it is warmed up once);
     tracker is restarted for each durability mode, and each workload is warmed up first.
     """
-    ceilings: list[dict] = []
     runs: dict[tuple[str, str], dict] = {}
     late: dict[str, int] = {}
     with bare_server() as (bare_url, bare_pid):
@@ -280,26 +341,18 @@ def measure(
                     why = "not pinned: taskset or a second CPU is missing"
                 set_pinning(bare_pid, pinned)
                 set_pinning(pid, pinned)
-                if not ceilings:
-                    ceilings.append(
-                        wrk(bare_url, all_codes, args.duration, args.connections, pinned)
-                    )
                 for workload, codes_file in (("per-recipient", all_codes), ("hot", hot_codes)):
-                    run = tracker_run(args, url, database, codes_file, mode, pinned)
+                    run = tracker_run(args, url, bare_url, database, codes_file, mode, pinned)
                     runs[workload, mode] = run
-                    ceilings.append(
-                        wrk(bare_url, all_codes, args.duration, args.connections, pinned)
-                    )
                     print(
-                        f"  {workload} {mode}: {run['req_per_s']} req/s "
-                        f"(ceiling before/after: {ceilings[-2]['req_per_s']}, "
-                        f"{ceilings[-1]['req_per_s']})"
+                        f"  {workload} {mode}: {run['req_per_s']} req/s, ratio "
+                        f"{run['ratio_to_ceiling']} (runs {[r['ratio'] for r in run['runs']]})"
                     )
             # After SIGTERM the writer has drained: clicks stored since the last count came late.
             last = runs["hot", mode]
             if last["clicks_after"] is not None:
                 late[mode] = (count_clicks(database) or 0) - last["clicks_after"]
-    return why, ceilings, runs, late
+    return why, runs, late
 
 
 def choose(bare: dict[str, int], tracker: dict[str, int]) -> tuple[bool, str]:
@@ -316,7 +369,8 @@ def choose(bare: dict[str, int], tracker: dict[str, int]) -> tuple[bool, str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--links", type=int, default=1_000_000)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--rounds", type=int, default=8, help="tracker runs per workload")
+    parser.add_argument("--segment", type=int, default=2, help="seconds per run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--pin", choices=("auto", "on", "off"), default="off")
     parser.add_argument("--seed", type=int, default=1)
@@ -325,7 +379,8 @@ def main() -> None:
     rng = random.Random(args.seed)
     results: dict[str, object] = {
         "links": args.links,
-        "duration_s": args.duration,
+        "rounds": args.rounds,
+        "segment_s": args.segment,
         "connections": args.connections,
         "wrk_threads": 1,
         "cpus": os.cpu_count(),
@@ -338,35 +393,24 @@ def main() -> None:
         all_codes.write_text("\n".join(codes) + "\n")
         hot_codes.write_text("\n".join(rng.sample(codes, min(HOT_LINKS, len(codes)))) + "\n")
         del codes
-        why, ceilings, runs, late = measure(args, database, all_codes, hot_codes)
+        why, runs, late = measure(args, database, all_codes, hot_codes)
     results["pinning"] = why
     results["clicks_stored_after_the_last_count_until_stop"] = late
-    report(ceilings, runs, results)
+    report(runs, results)
     results["seconds_total"] = round(time.monotonic() - started, 1)
     print(json.dumps(results))
 
 
-def report(ceilings: list[dict], runs: dict[tuple[str, str], dict], results: dict) -> None:
-    """Each tracker run's ratio is to the mean of the two ceiling runs around it."""
-    rates = sorted(run["req_per_s"] for run in ceilings)
-    median = rates[len(rates) // 2]
-    results["ceiling"] = {"req_per_s_median": median, "runs": ceilings}
+def report(runs: dict[tuple[str, str], dict], results: dict) -> None:
+    """A table of the four workloads, each with its verdict against the targets."""
     print()
     print(
         f"{'run':<24}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'ceiling':>9}{'ratio':>7}"
-        f"{'target':>8}{'302s':>9}{'non-302':>9}{'clicks':>9}{'missing':>9}  verdict"
+        f"{'range':>13}{'target':>8}{'302s':>9}{'non-302':>9}{'clicks':>9}{'missing':>9}"
+        "  verdict"
     )
-    for index, run in enumerate(ceilings):
-        print(
-            f"{f'ceiling (bare 302) #{index + 1}':<24}{run['req_per_s']:>8}{run['p50_ms']:>8.2f}"
-            f"{run['p99_ms']:>8.2f}{'':>9}{'':>7}{'':>8}{run['answered_302']:>9}{run['non_302']:>9}"
-        )
-    for index, ((workload, mode), run) in enumerate(runs.items()):
-        ceiling = (ceilings[index]["req_per_s"] + ceilings[index + 1]["req_per_s"]) / 2
+    for (workload, mode), run in runs.items():
         target = TARGETS[workload, mode]
-        run["ceiling_req_per_s"] = round(ceiling)
-        run["ratio_to_ceiling"] = round(run["req_per_s"] / ceiling, 3)
-        run["ratio_to_median_ceiling"] = round(run["req_per_s"] / median, 3)
         run["target_ratio"] = target
         problems = []
         if run["ratio_to_ceiling"] < target:
@@ -382,21 +426,25 @@ def report(ceilings: list[dict], runs: dict[tuple[str, str], dict], results: dic
         run["ok"] = not problems
         clicks = "-" if run["clicks_stored"] is None else run["clicks_stored"]
         missing = "-" if run["clicks_missing"] is None else run["clicks_missing"]
+        spread = "{:.2f}-{:.2f}".format(*run["ratio_range"])
         print(
             f"{workload + ' ' + mode:<24}{run['req_per_s']:>8}{run['p50_ms']:>8.2f}"
-            f"{run['p99_ms']:>8.2f}{round(ceiling):>9}{run['ratio_to_ceiling']:>7.3f}"
-            f"{'≥' + str(target):>8}{run['answered_302']:>9}{run['non_302']:>9}{clicks!s:>9}"
-            f"{missing!s:>9}  " + ("ok" if run["ok"] else "; ".join(problems))
+            f"{run['p99_ms']:>8.2f}{run['ceiling_req_per_s']:>9}{run['ratio_to_ceiling']:>7.3f}"
+            f"{spread:>13}{'≥' + str(target):>8}{run['answered_302']:>9}{run['non_302']:>9}"
+            f"{clicks!s:>9}{missing!s:>9}  " + ("ok" if run["ok"] else "; ".join(problems))
         )
         results[f"{workload} {mode}"] = run
     print(
-        f"ceiling: the mean of the bare runs before and after each tracker run (median of all "
-        f"{len(ceilings)}: {median} req/s); targets: the ratio shown and p99 ≤ {P99_LIMIT_MS:g} ms"
+        f"each workload: {results['rounds']} tracker runs of {results['segment_s']} s between "
+        f"{results['rounds'] + 1} ceiling (bare 302) runs; req/s and ceiling: medians; ratio: "
+        "the median of each run's ratio to the mean of the ceiling runs before and after it "
+        "(range: lowest-highest); p50/p99: of all the tracker runs' requests together"
     )
+    print(f"targets: the ratio shown and p99 ≤ {P99_LIMIT_MS:g} ms")
     print(
-        "clicks: stored during the measured run; missing = 302s answered - clicks stored "
-        f"(≤ 0 expected: up to {results['connections']} requests are still in flight when wrk "
-        "stops, answered to nobody but stored)"
+        "clicks: stored during the measured runs; missing = 302s answered - clicks stored "
+        f"(≤ 0 expected: up to {results['connections']} requests are still in flight when each "
+        "run stops, answered to nobody but stored)"
     )
     print(
         "clicks stored after the last count, until the server stopped (SIGTERM drain): "
