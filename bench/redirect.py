@@ -206,7 +206,6 @@ def wrk(url: str, codes_file: Path, seconds: int, connections: int, pinned: bool
             percentiles = result["latency_us"]["percentiles"]
             return {
                 "requests": result["requests"],
-                "seconds": seconds_run,
                 "req_per_s": round(result["requests"] / seconds_run),
                 "p50_ms": percentiles["50"] / 1000,
                 "p99_ms": percentiles["99"] / 1000,
@@ -255,7 +254,7 @@ def tracker_run(
     ``args.rounds`` tracker runs of ``args.segment`` seconds, each between two ceiling runs
     (bare, tracker, bare, …, tracker, bare): each tracker run is compared with the ceiling
     just before and just after it, so a slower or faster spell of this shared machine moves
-    both sides of a ratio, and the run's ratio is the median of those.
+    both sides of a ratio; the workload's ratio is the median of its runs' ratios.
     """
     wrk(url, codes_file, WARMUP_S, args.connections, pinned)
     time.sleep(SETTLE_S[mode])
