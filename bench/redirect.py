@@ -20,7 +20,7 @@ on CPU 1, `--pin auto` decides by a short probe (pin unless pinning is slower fo
 ceiling and tracker).
 
     .venv/bin/python bench/redirect.py [--links 1000000] [--rounds 8] [--segment 2] [--pin off]
-    .venv/bin/python bench/redirect.py --links 20000 --rounds 2    # a quick check, < 1 min
+    .venv/bin/python bench/redirect.py --links 20000 --rounds 2    # a quick check, about a minute
 """
 
 from __future__ import annotations

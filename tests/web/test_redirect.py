@@ -418,9 +418,8 @@ async def test_a_restarted_process_redirects_from_the_link_index(
         for code in codes:
             response = await http.get(f"/{code}")
             assert response.status_code == 302
-            assert (
-                re.sub(r"tclid=[^&#]+", "tclid=X", response.headers["location"]) == (expected[code])
-            )
+            location = response.headers["location"]
+            assert re.sub(r"tclid=[^&#]+", "tclid=X", location) == expected[code]
     await restarted.services.writer.close()
     book = restarted.services.codes
     # The first link (its campaign was not cached yet) and the one with params of its own.
