@@ -10,6 +10,7 @@ def test_defaults() -> None:
     assert settings.database_url == "sqlite:///tracker.db"
     assert settings.base_url == "http://127.0.0.1:8000"
     assert settings.short_url_prefix == "http://127.0.0.1:8000/"
+    assert settings.click_writer == "process"
 
 
 def test_environment_and_overrides() -> None:
@@ -27,6 +28,7 @@ def test_environment_and_overrides() -> None:
         {"TRACKER_WORKERS": "0"},
         {"TRACKER_BASE_URL": "go.example"},
         {"TRACKER_MAX_JSON_BYTES": "10"},
+        {"TRACKER_CLICK_WRITER": "fork"},
     ],
 )
 def test_bad_values_are_refused(env: dict[str, str]) -> None:

@@ -110,15 +110,20 @@ def create_app(settings: Settings, store: Store | None = None) -> Front:
     (``app.services.writer.close()``) and closes the store — tests do this, as httpx's
     ASGITransport runs no lifespan.
     """
-    services = Services(
-        settings, store or open_store(settings.database_url, settings.rollup_seconds)
-    )
-    if store is not None:
+    owned = store is None
+    if store is None:
+        store = open_store(
+            settings.database_url,
+            settings.rollup_seconds,
+            click_process=settings.click_writer == "process",
+        )
+    services = Services(settings, store)
+    if not owned:  # a store passed in is open already
         services.load_codes()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if store is not None:
+        if not owned:
             yield
             return
         await services.start()

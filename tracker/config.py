@@ -34,6 +34,7 @@ class Settings:
     click_queue_size: int = 100_000
     click_batch_size: int = 1_000
     click_retry_seconds: int = 60
+    click_writer: str = "process"  # or "thread"; see docs/decisions/0011
     link_cache_size: int = 100_000
     link_index_size: int = 10_000_000  # newest link ids indexed, 4 bytes each; 0: none
     campaign_cache_seconds: int = 5
@@ -75,6 +76,8 @@ class Settings:
             raise SettingsError("body limits must be at least 1024 bytes")
         if self.click_durability not in ("durable", "fast"):
             raise SettingsError("TRACKER_CLICK_DURABILITY must be durable or fast")
+        if self.click_writer not in ("process", "thread"):
+            raise SettingsError("TRACKER_CLICK_WRITER must be process or thread")
         if self.ip_storage not in ("truncated", "full", "none"):
             raise SettingsError("TRACKER_IP_STORAGE must be truncated, full or none")
         for name in ("click_queue_size", "click_batch_size", "link_cache_size"):

@@ -8,15 +8,19 @@ from __future__ import annotations
 from tracker.store.base import Store, StoreError
 
 
-def open_store(database_url: str, rollup_seconds: float = 1.0) -> Store:
+def open_store(
+    database_url: str, rollup_seconds: float = 1.0, click_process: bool = False
+) -> Store:
     """An unopened store for ``database_url`` (``sqlite:///path`` or a plain file path).
     ``rollup_seconds``: how often the click rollup is brought up to date in the background
-    (0: never; results then fold what is pending when they are read)."""
+    (0: never; results then fold what is pending when they are read). ``click_process``:
+    clicks are written by a child process (``tracker.store.clickprocess``), not a thread."""
     scheme, sep, rest = database_url.partition("://")
     if not sep:
         scheme, rest = "sqlite", "/" + database_url
     if scheme == "sqlite":
         from tracker.store.sqlite import SqliteStore
 
-        return SqliteStore(rest[1:] if rest.startswith("/") else rest, rollup_seconds)
+        path = rest[1:] if rest.startswith("/") else rest
+        return SqliteStore(path, rollup_seconds, click_process)
     raise StoreError(f"unsupported database URL scheme {scheme!r}; supported: sqlite")

@@ -46,6 +46,7 @@ from tracker.models import (
 )
 from tracker.store import sqlite_results
 from tracker.store.base import StoreError
+from tracker.store.clickprocess import ClickProcess
 from tracker.store.migrations import migrate_sqlite
 from tracker.store.sqlite_results import MMAP
 
@@ -111,8 +112,13 @@ class SqliteStore:
     the writer: the clicks queued behind a fold wait for its SQL, not for a dozen trips).
     """
 
-    def __init__(self, path: str, rollup_seconds: float = ROLLUP_SECONDS) -> None:
+    def __init__(
+        self, path: str, rollup_seconds: float = ROLLUP_SECONDS, click_process: bool = False
+    ) -> None:
         self.path = path
+        # Clicks written by a child process (tracker.store.clickprocess) instead of the writer
+        # connection's thread: off the event loop's interpreter lock.
+        self._clicks = ClickProcess(path) if click_process else None
         self._rollup_seconds = rollup_seconds
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
@@ -143,6 +149,8 @@ class SqliteStore:
             rows = await self._read_all(
                 "SELECT name, value FROM meta WHERE name IN ('code_secret', 'webhook_key')"
             )
+            if self._clicks is not None:
+                await self._clicks.start()
             self._checkpointer.start()
             self._stopping = asyncio.Event()
             if self._rollup_seconds > 0:
@@ -168,6 +176,8 @@ class SqliteStore:
             await self._roller
             self._roller = None
         await self._checkpointer.stop()
+        if self._clicks is not None:
+            await self._clicks.close()
         for conn in (self._writer, self._reader):
             if conn is not None:
                 await conn.close()
@@ -486,10 +496,11 @@ class SqliteStore:
         cost about as much as running it."""
         try:
             async with self._write_lock:
-                for start in range(0, len(rows), _CLICK_ROWS_PER_STATEMENT):
-                    part = rows[start : start + _CLICK_ROWS_PER_STATEMENT]
-                    size = 1 << (len(part) - 1).bit_length()
-                    await self._w.execute(_insert_clicks_sql(size), _flatten(part, size))
+                if self._clicks is not None:
+                    await self._clicks.record(rows)
+                    return
+                for sql, values in _click_statements(rows):
+                    await self._w.execute(sql, values)
         except (aiosqlite.Error, sqlite3.Error, ValueError) as error:
             raise StoreError(f"clicks not written: {error}") from error
 
@@ -980,7 +991,21 @@ def _insert_clicks_sql(count: int) -> str:
     )
 
 
-def _flatten(rows: Sequence[tuple[Any, ...]], size: int) -> list[Any]:
+def _click_statements(rows: Sequence[Sequence[Any]]) -> Iterator[tuple[str, list[Any]]]:
+    """The INSERTs that store ``rows``, ``_CLICK_ROWS_PER_STATEMENT`` at most each."""
+    for start in range(0, len(rows), _CLICK_ROWS_PER_STATEMENT):
+        part = rows[start : start + _CLICK_ROWS_PER_STATEMENT]
+        size = 1 << (len(part) - 1).bit_length()
+        yield _insert_clicks_sql(size), _flatten(part, size)
+
+
+def insert_clicks(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Store ``rows`` (``ClickRow`` values) on a plain connection, in its transaction."""
+    for sql, values in _click_statements(rows):
+        conn.execute(sql, values)
+
+
+def _flatten(rows: Sequence[Sequence[Any]], size: int) -> list[Any]:
     """The values of ``rows``, then those of the last row again up to ``size`` rows."""
     values = [value for row in rows for value in row]
     values += rows[-1] * (size - len(rows))

@@ -1,0 +1,163 @@
+"""Clicks written to SQLite by a process of their own (``TRACKER_CLICK_PROCESS``, the default).
+
+In the server's process every Python step of a write — binding a batch's values, the
+aiosqlite thread's hand-offs — holds the interpreter lock that the redirect's event loop
+needs, so a click's write slowed redirects even though SQLite itself runs on the other core.
+Here the server serialises a prepared batch (orjson, one C call) into a pipe, and a child
+process — ``python -m tracker.store.clickprocess DB`` — inserts it in one transaction and
+answers when it has committed. ``SqliteStore.record_clicks`` still holds the store's write
+lock around each batch, so clicks never wait on SQLite's busy timeout for the server's own
+writes (and the other way round).
+
+The pipe's frames: the server sends ``<u32 length><JSON array of rows>``; the child answers
+``\\x00`` (committed) or ``\\x01<u32 length><message>`` (nothing written). The child ignores
+SIGINT and SIGTERM: it stops when its stdin closes (the server closing the store, or the
+server dying — a ``kill -9`` loses no committed batch, and no batch was answered uncommitted).
+A child that died is started again at the next batch; the batch that found it dead fails
+with ``StoreError`` and the click writer retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sqlite3
+import struct
+import sys
+from collections.abc import Sequence
+from typing import BinaryIO
+
+import orjson
+
+from tracker.models import ClickRow
+from tracker.store.base import StoreError
+
+log = logging.getLogger("tracker.store")
+
+_LENGTH = struct.Struct("<I")
+_OK = b"\x00"
+_FAILED = b"\x01"
+
+
+class ClickProcess:
+    """The server's end: ``record`` sends a batch and returns once the child committed it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._child: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self._child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            __name__,
+            self.path,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+
+    async def record(self, rows: Sequence[ClickRow]) -> None:
+        """Write ``rows`` in one transaction (a click id already stored is skipped).
+        Raises ``StoreError`` when the child could not, or is gone."""
+        if self._child is None or self._child.returncode is not None:
+            await self._restart()
+        child = self._child
+        assert child is not None and child.stdin is not None and child.stdout is not None
+        payload = orjson.dumps(rows, default=tuple)  # ClickRow, a tuple subclass
+        try:
+            child.stdin.write(_LENGTH.pack(len(payload)) + payload)
+            await child.stdin.drain()
+            answer = await child.stdout.readexactly(1)
+            if answer == _OK:
+                return
+            (size,) = _LENGTH.unpack(await child.stdout.readexactly(_LENGTH.size))
+            message = (await child.stdout.readexactly(size)).decode("utf-8", "replace")
+        except (OSError, asyncio.IncompleteReadError) as error:
+            # The child is gone (or its pipe broke): whether the batch committed is unknown,
+            # so it is retried — a click id already stored is skipped.
+            await self._reap()
+            raise StoreError(f"click writer process stopped: {error!r}") from error
+        raise StoreError(f"clicks not written: {message}")
+
+    async def close(self) -> None:
+        """Close the child's stdin and wait for it to finish its batch and exit."""
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if child.stdin is not None:
+            child.stdin.close()
+        try:
+            await asyncio.wait_for(child.wait(), 10)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+
+    async def _restart(self) -> None:
+        if self._child is not None:
+            code = self._child.returncode
+            log.warning("click writer process exited (%s); starting it again", code)
+        await self._reap()
+        try:
+            await self.start()
+        except OSError as error:
+            raise StoreError(f"cannot start the click writer process: {error}") from error
+
+    async def _reap(self) -> None:
+        child, self._child = self._child, None
+        if child is not None and child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            await child.wait()
+
+
+# --- the child --------------------------------------------------------------------------
+
+
+def serve(path: str, source: BinaryIO, answers: BinaryIO) -> None:
+    """Insert each batch read from ``source`` and answer on ``answers``, until end of input."""
+    from tracker.store.sqlite import PRAGMAS, insert_clicks
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    try:
+        while True:
+            head = source.read(_LENGTH.size)
+            if len(head) < _LENGTH.size:
+                return  # the server closed the pipe (or died)
+            (size,) = _LENGTH.unpack(head)
+            payload = source.read(size)
+            if len(payload) < size:
+                return
+            try:
+                rows = orjson.loads(payload)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    insert_clicks(conn, rows)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, orjson.JSONDecodeError, ValueError, TypeError) as error:
+                message = f"{type(error).__name__}: {error}".encode()
+                answers.write(_FAILED + _LENGTH.pack(len(message)) + message)
+            else:
+                answers.write(_OK)
+            answers.flush()
+    finally:
+        conn.close()
+
+
+def main() -> None:
+    # Ctrl-C reaches the whole process group and ``docker stop`` the server: the server
+    # drains its queue into this process first, then closes stdin, which ends it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(BrokenPipeError):
+        serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main()
