@@ -114,6 +114,26 @@ async def test_a_child_known_dead_is_started_again_before_the_batch(store: Sqlit
     assert _stored(store.path) == [tuple(row) for row in rows]
 
 
+async def test_a_batch_cancelled_in_flight_does_not_answer_for_the_next(
+    store: SqliteStore,
+) -> None:
+    """After a cancelled ``record`` the old child's answer is never read for a new batch."""
+    campaign_id = await _campaign_id(store)
+    process = store._clicks
+    assert process is not None
+    first = process._child
+    task = asyncio.create_task(store.record_clicks(_rows(3, campaign_id)))
+    await asyncio.sleep(0)  # sent, not yet answered
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert process._child is None
+    later = _rows(2, campaign_id, 10)
+    await store.record_clicks(later)
+    assert process._child is not None and process._child is not first
+    assert [row[3] for row in _stored(store.path)][-2:] == [row.click_id for row in later]
+
+
 async def test_close_ends_the_child(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "t.db"), click_process=True)
     await store.open()

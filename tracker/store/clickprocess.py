@@ -79,6 +79,12 @@ class ClickProcess:
             # so it is retried — a click id already stored is skipped.
             await self._reap()
             raise StoreError(f"click writer process stopped: {error!r}") from error
+        except asyncio.CancelledError:
+            # Its answer would be read as the next batch's: this child is done with.
+            self._child = None
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            raise
         raise StoreError(f"clicks not written: {message}")
 
     async def close(self) -> None:
