@@ -60,7 +60,7 @@ class Sink:
 
 async def test_durable_waits_for_the_commit_and_groups_clicks() -> None:
     sink = Sink(delay=0.01)
-    writer = ClickWriter(sink, prepare, durable=True)
+    writer = ClickWriter(sink.record_clicks, prepare, durable=True)
     futures = [writer.submit(click(n)) for n in range(3)]
     assert all(f is not None and not f.done() for f in futures)
     await asyncio.sleep(0.002)  # the first batch is being written; more clicks gather
@@ -75,7 +75,7 @@ async def test_durable_waits_for_the_commit_and_groups_clicks() -> None:
 async def test_a_future_completes_only_after_its_batch_committed() -> None:
     sink = Sink()
     sink.gate = asyncio.Event()
-    writer = ClickWriter(sink, prepare, durable=True, max_wait=5)
+    writer = ClickWriter(sink.record_clicks, prepare, durable=True, max_wait=5)
     future = writer.submit(click(1))
     assert future is not None
     await asyncio.sleep(0.01)
@@ -88,7 +88,7 @@ async def test_a_future_completes_only_after_its_batch_committed() -> None:
 
 async def test_fast_mode_does_not_wait() -> None:
     sink = Sink(delay=0.01)
-    writer = ClickWriter(sink, prepare, durable=False)
+    writer = ClickWriter(sink.record_clicks, prepare, durable=False)
     assert writer.submit(click(1)) is None
     assert sink.written == []
     await writer.close()
@@ -97,7 +97,7 @@ async def test_fast_mode_does_not_wait() -> None:
 
 async def test_failing_store_releases_waiters_and_retries() -> None:
     sink = Sink(failures=2)
-    writer = ClickWriter(sink, prepare, durable=True, retry_seconds=5)
+    writer = ClickWriter(sink.record_clicks, prepare, durable=True, retry_seconds=5)
     future = writer.submit(click(1))
     assert future is not None
     await asyncio.wait_for(future, 1)  # released at the first failure
@@ -109,7 +109,7 @@ async def test_failing_store_releases_waiters_and_retries() -> None:
 
 async def test_giving_up_counts_the_dropped_clicks() -> None:
     sink = Sink(failures=1000)
-    writer = ClickWriter(sink, prepare, durable=True, retry_seconds=0.2)
+    writer = ClickWriter(sink.record_clicks, prepare, durable=True, retry_seconds=0.2)
     futures = [writer.submit(click(n)) for n in range(4)]
     await asyncio.gather(*(f for f in futures if f is not None))
     await writer.close()
@@ -121,7 +121,7 @@ async def test_giving_up_counts_the_dropped_clicks() -> None:
 async def test_a_stuck_store_releases_waiters_after_max_wait() -> None:
     sink = Sink()
     sink.gate = asyncio.Event()  # never opens until the end
-    writer = ClickWriter(sink, prepare, durable=True, max_wait=0.05)
+    writer = ClickWriter(sink.record_clicks, prepare, durable=True, max_wait=0.05)
     future = writer.submit(click(1))
     assert future is not None
     await asyncio.wait_for(future, 1)
@@ -134,7 +134,7 @@ async def test_a_stuck_store_releases_waiters_after_max_wait() -> None:
 async def test_full_queue_drops_and_counts() -> None:
     sink = Sink()
     sink.gate = asyncio.Event()
-    writer = ClickWriter(sink, prepare, durable=False, queue_size=10, batch_size=5)
+    writer = ClickWriter(sink.record_clicks, prepare, durable=False, queue_size=10, batch_size=5)
     for n in range(5):
         writer.submit(click(n))
     await asyncio.sleep(0.01)  # the writer took a batch of 5 and waits at the gate
@@ -150,7 +150,7 @@ async def test_full_queue_drops_and_counts() -> None:
 async def test_close_gives_up_after_its_grace_and_counts() -> None:
     sink = Sink()
     sink.gate = asyncio.Event()
-    writer = ClickWriter(sink, prepare, durable=True)
+    writer = ClickWriter(sink.record_clicks, prepare, durable=True)
     future = writer.submit(click(1))
     writer.submit(click(2))
     await writer.close(grace=0.05)
@@ -161,7 +161,7 @@ async def test_close_gives_up_after_its_grace_and_counts() -> None:
 
 
 async def test_closed_writer_takes_no_more() -> None:
-    writer = ClickWriter(Sink(), prepare, durable=True)
+    writer = ClickWriter(Sink().record_clicks, prepare, durable=True)
     await writer.close()
     assert writer.submit(click(1)) is None
     assert writer.dropped == 1
@@ -170,7 +170,7 @@ async def test_closed_writer_takes_no_more() -> None:
 @pytest.mark.parametrize("batch_size", [1, 7, 1000])
 async def test_batches_respect_the_size(batch_size: int) -> None:
     sink = Sink()
-    writer = ClickWriter(sink, prepare, durable=False, batch_size=batch_size)
+    writer = ClickWriter(sink.record_clicks, prepare, durable=False, batch_size=batch_size)
     for n in range(30):
         writer.submit(click(n))
     await writer.close()
@@ -180,7 +180,7 @@ async def test_batches_respect_the_size(batch_size: int) -> None:
 
 async def test_fast_mode_lets_a_batch_gather() -> None:
     sink = Sink()
-    writer = ClickWriter(sink, prepare, durable=False, linger=0.05)
+    writer = ClickWriter(sink.record_clicks, prepare, durable=False, linger=0.05)
     writer.submit(click(0))
     await asyncio.sleep(0.01)
     for n in range(1, 50):
@@ -193,7 +193,7 @@ async def test_fast_mode_lets_a_batch_gather() -> None:
 async def test_clicks_queued_behind_a_failing_batch_are_released_too() -> None:
     sink = Sink(failures=1000)
     sink.delay = 0.01
-    writer = ClickWriter(sink, prepare, durable=True, retry_seconds=5, max_wait=5)
+    writer = ClickWriter(sink.record_clicks, prepare, durable=True, retry_seconds=5, max_wait=5)
     first = writer.submit(click(1))
     await asyncio.sleep(0.001)  # the first batch is being written
     behind = writer.submit(click(2))

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from tracker.config import Settings
 from tracker.store import open_store
 from tracker.store.base import Store, StoreError
+from tracker.store.clickprocess import Preparation
 from tracker.web import ops, pixel
 from tracker.web.api import campaigns, conversions, events, links, stats, workspace
 from tracker.web.api.auth import AuthMiddleware
@@ -115,7 +116,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Front:
         store = open_store(
             settings.database_url,
             settings.rollup_seconds,
-            click_process=settings.click_writer == "process",
+            Preparation(settings.trusted_proxies, settings.ip_storage)
+            if settings.click_writer == "process"
+            else None,
         )
     services = Services(settings, store)
     if not owned:  # a store passed in is open already

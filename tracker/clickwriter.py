@@ -22,21 +22,26 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from tracker.models import Click, ClickRow
-from tracker.store.base import ClickSink, StoreError
+from tracker.models import Click
+from tracker.store.base import StoreError
 
 log = logging.getLogger("tracker.clicks")
 
-Prepare = Callable[[Sequence[Click]], list[ClickRow]]
+# ``prepare`` turns a batch of clicks into what ``write`` stores in one go: rows classified
+# here (``tracker.clicks.to_rows``), or the clicks as they are for a store that prepares them
+# itself, away from the event loop (decision 0011).
+Prepare = Callable[[Sequence[Click]], Sequence[Any]]
+Write = Callable[[Sequence[Any]], Awaitable[None]]
 _Entry = tuple[Click, "asyncio.Future[None] | None"]
 
 
 class ClickWriter:
     def __init__(
         self,
-        sink: ClickSink,
+        write: Write,
         prepare: Prepare,
         *,
         durable: bool = True,
@@ -47,7 +52,7 @@ class ClickWriter:
         linger: float = 0.005,
     ) -> None:
         self.durable = durable
-        self._sink = sink
+        self._write_rows = write
         self._prepare = prepare
         self._queue: deque[_Entry] = deque()
         self._queue_size = queue_size
@@ -133,7 +138,7 @@ class ClickWriter:
         delay = 0.05
         while True:
             try:
-                await self._sink.record_clicks(rows)
+                await self._write_rows(rows)
             except StoreError as error:
                 self.failures += 1
                 self._release(batch)  # the recipients get their redirects now,

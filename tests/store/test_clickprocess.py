@@ -7,37 +7,54 @@ import io
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import orjson
 import pytest
 
-from tracker.models import CampaignSpec, ClickRow
+from tracker.addresses import IpStorage, parse_networks
+from tracker.clicks import to_rows
+from tracker.models import CampaignSpec, Click
 from tracker.store.base import StoreError
-from tracker.store.clickprocess import serve
+from tracker.store.clickprocess import Preparation, serve
 from tracker.store.sqlite import SqliteStore
 
 SPEC = CampaignSpec(name="c", slug="c", destination="https://x.example/")
 
 
-def _rows(count: int, campaign_id: int, start: int = 0) -> list[ClickRow]:
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+
+
+def _hits(count: int, campaign_id: int, start: int = 0) -> list[Click]:
+    """Raw clicks as the redirect makes them: people, a preview bot, a HEAD."""
+    agents = [IPHONE, "WhatsApp/2.23.20.0", "curl/8.5.0 ünïcode"]
     return [
-        ClickRow(
+        Click(
             1,
             campaign_id,
             1_700_000_000_000 + i,
             f"click-{i:05d}",
-            "GET",
-            "human",
-            "default_human",
-            "mobile",
-            "iOS",
-            "Safari",
-            "Mozilla/5.0 (iPhone) ünïcode",
-            "10.0.0.0",
+            "HEAD" if i % 5 == 4 else "GET",
+            agents[i % 3],
+            "203.0.113.77",
+            "198.51.100.7",
             None if i % 2 else "https://ref.example/",
         )
         for i in range(start, start + count)
     ]
+
+
+def _expected(
+    hits: list[Click], preparation: Preparation | None = None
+) -> list[tuple[object, ...]]:
+    """The rows ``to_rows`` makes in this process, to compare with the child's."""
+    preparation = preparation or Preparation()
+    networks = parse_networks(preparation.trusted_proxies)
+    ip_storage = cast(IpStorage, preparation.ip_storage)
+    return [tuple(row) for row in to_rows(hits, networks, ip_storage)]
 
 
 def _stored(path: str) -> list[tuple[object, ...]]:
@@ -53,7 +70,7 @@ def _stored(path: str) -> list[tuple[object, ...]]:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(str(tmp_path / "t.db"), click_process=True)
+    store = SqliteStore(str(tmp_path / "t.db"), click_process=Preparation())
     await store.open()
     yield store
     await store.close()
@@ -65,24 +82,54 @@ async def _campaign_id(store: SqliteStore) -> int:
 
 
 @pytest.mark.parametrize("count", [1, 64, 2100])
-async def test_a_batch_is_stored_whole_and_once(store: SqliteStore, count: int) -> None:
-    rows = _rows(count, await _campaign_id(store))
-    await store.record_clicks(rows)
-    await store.record_clicks(rows[:3])  # a retried batch is harmless
-    assert _stored(store.path) == [tuple(row) for row in rows]
+async def test_a_batch_is_classified_and_stored_whole_and_once(
+    store: SqliteStore, count: int
+) -> None:
+    hits = _hits(count, await _campaign_id(store))
+    await store.record_hits(hits)
+    await store.record_hits(hits[:3])  # a retried batch is harmless
+    stored = _stored(store.path)
+    assert stored == _expected(hits)
+    kinds = {row[5] for row in stored}
+    if count == 1:
+        assert kinds == {"human"}
+    else:
+        assert {"human", "preview", "library"} <= kinds
+    assert {row[11] for row in stored} == {"203.0.113.0"}  # the peer, truncated
+
+
+async def test_the_child_prepares_clicks_with_the_settings_given(tmp_path: Path) -> None:
+    preparation = Preparation(trusted_proxies="203.0.113.0/24", ip_storage="full")
+    store = SqliteStore(str(tmp_path / "t.db"), click_process=preparation)
+    await store.open()
+    try:
+        hits = _hits(3, await _campaign_id(store))
+        await store.record_hits(hits)
+        stored = _stored(store.path)
+    finally:
+        await store.close()
+    assert stored == _expected(hits, preparation)
+    assert {row[11] for row in stored} == {"198.51.100.7"}  # behind a trusted proxy, whole
+
+
+async def test_a_store_without_a_click_process_refuses_raw_clicks(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "t.db"))
+    assert not store.prepares_clicks
+    with pytest.raises(StoreError, match="without a click process"):
+        await store.record_hits(_hits(1, 1))
 
 
 async def test_a_failed_batch_writes_nothing_and_the_next_one_goes_through(
     store: SqliteStore,
 ) -> None:
     campaign_id = await _campaign_id(store)
-    bad = [*_rows(2, campaign_id), _rows(1, campaign_id, 2)[0]._replace(kind=None)]
+    bad = [*_hits(2, campaign_id), _hits(1, campaign_id, 2)[0]._replace(link_id=None)]
     with pytest.raises(StoreError, match="NOT NULL"):
-        await store.record_clicks(bad)  # type: ignore[arg-type]
+        await store.record_hits(bad)
     assert _stored(store.path) == []
-    good = _rows(3, campaign_id)
-    await store.record_clicks(good)
-    assert _stored(store.path) == [tuple(row) for row in good]
+    good = _hits(3, campaign_id)
+    await store.record_hits(good)
+    assert _stored(store.path) == _expected(good)
 
 
 async def test_a_child_that_died_unnoticed_fails_one_batch_then_is_started_again(
@@ -93,12 +140,12 @@ async def test_a_child_that_died_unnoticed_fails_one_batch_then_is_started_again
     assert process is not None and process._child is not None
     first = process._child
     first.kill()  # and no wait: the batch finds out
-    rows = _rows(5, campaign_id)
+    hits = _hits(5, campaign_id)
     with pytest.raises(StoreError, match="stopped"):
-        await store.record_clicks(rows)
-    await store.record_clicks(rows)  # the click writer's retry
+        await store.record_hits(hits)
+    await store.record_hits(hits)  # the click writer's retry
     assert process._child is not None and process._child is not first
-    assert _stored(store.path) == [tuple(row) for row in rows]
+    assert _stored(store.path) == _expected(hits)
 
 
 async def test_a_child_known_dead_is_started_again_before_the_batch(store: SqliteStore) -> None:
@@ -108,10 +155,10 @@ async def test_a_child_known_dead_is_started_again_before_the_batch(store: Sqlit
     first = process._child
     first.kill()
     await first.wait()
-    rows = _rows(5, campaign_id)
-    await store.record_clicks(rows)
+    hits = _hits(5, campaign_id)
+    await store.record_hits(hits)
     assert process._child is not None and process._child is not first
-    assert _stored(store.path) == [tuple(row) for row in rows]
+    assert _stored(store.path) == _expected(hits)
 
 
 async def test_a_batch_cancelled_in_flight_does_not_answer_for_the_next(
@@ -122,20 +169,20 @@ async def test_a_batch_cancelled_in_flight_does_not_answer_for_the_next(
     process = store._clicks
     assert process is not None
     first = process._child
-    task = asyncio.create_task(store.record_clicks(_rows(3, campaign_id)))
+    task = asyncio.create_task(store.record_hits(_hits(3, campaign_id)))
     await asyncio.sleep(0)  # sent, not yet answered
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert process._child is None
-    later = _rows(2, campaign_id, 10)
-    await store.record_clicks(later)
+    later = _hits(2, campaign_id, 10)
+    await store.record_hits(later)
     assert process._child is not None and process._child is not first
     assert [row[3] for row in _stored(store.path)][-2:] == [row.click_id for row in later]
 
 
 async def test_close_ends_the_child(tmp_path: Path) -> None:
-    store = SqliteStore(str(tmp_path / "t.db"), click_process=True)
+    store = SqliteStore(str(tmp_path / "t.db"), click_process=Preparation())
     await store.open()
     assert store._clicks is not None
     child = store._clicks._child
@@ -157,7 +204,7 @@ def test_the_child_answers_each_frame_and_stops_at_end_of_input(tmp_path: Path) 
             await store.close()
 
     campaign_id = asyncio.run(migrate())
-    good = orjson.dumps(_rows(2, campaign_id), default=tuple)
+    good = orjson.dumps(_hits(2, campaign_id), default=tuple)
     frames = b"".join(
         [
             len(good).to_bytes(4, "little") + good,
@@ -166,7 +213,7 @@ def test_the_child_answers_each_frame_and_stops_at_end_of_input(tmp_path: Path) 
         ]
     )
     answers = io.BytesIO()
-    serve(path, io.BytesIO(frames), answers)
+    serve(path, Preparation(), io.BytesIO(frames), answers)
     out = answers.getvalue()
     assert out[:1] == b"\x00"
     assert out[1:2] == b"\x01"

@@ -256,6 +256,11 @@ async def test_redirect_survives_a_failing_store(
         click_retry_seconds=0,
         click_durability="durable",
     )
+
+    async def broken(rows: object) -> None:
+        raise StoreError("disk I/O error")
+
+    store.record_clicks = broken  # type: ignore[method-assign]  # before the writer binds it
     app = create_app(settings, store=store)
     workspace = await store.ensure_workspace("w")
     code = app.services.codes.encode(1)
@@ -268,10 +273,6 @@ async def test_redirect_survives_a_failing_store(
         app.services.codes.encode,
     )
 
-    async def broken(rows: object) -> None:
-        raise StoreError("disk I/O error")
-
-    store.record_clicks = broken  # type: ignore[method-assign]
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         answers = await asyncio.gather(*(http.get(f"/{code}") for _ in range(5)))

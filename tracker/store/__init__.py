@@ -5,16 +5,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tracker.store.base import Store, StoreError
+
+if TYPE_CHECKING:  # not imported here: ``python -m tracker.store.clickprocess`` runs it
+    from tracker.store.clickprocess import Preparation
 
 
 def open_store(
-    database_url: str, rollup_seconds: float = 1.0, click_process: bool = False
+    database_url: str, rollup_seconds: float = 1.0, click_process: Preparation | None = None
 ) -> Store:
     """An unopened store for ``database_url`` (``sqlite:///path`` or a plain file path).
     ``rollup_seconds``: how often the click rollup is brought up to date in the background
     (0: never; results then fold what is pending when they are read). ``click_process``:
-    clicks are written by a child process (``tracker.store.clickprocess``), not a thread."""
+    raw clicks are classified and written by a child process (``tracker.store.clickprocess``,
+    ``record_hits``) prepared as it says."""
     scheme, sep, rest = database_url.partition("://")
     if not sep:
         scheme, rest = "sqlite", "/" + database_url

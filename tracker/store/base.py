@@ -13,6 +13,7 @@ from tracker.models import (
     Campaign,
     CampaignResults,
     CampaignSpec,
+    Click,
     ClickRow,
     ConversionInput,
     ConversionResult,
@@ -60,7 +61,17 @@ class ClickSink(Protocol):
         is skipped (so a retried batch is harmless). Raises ``StoreError``."""
 
 
-class Store(LinkReader, ClickSink, Protocol):
+class HitSink(Protocol):
+    @property
+    def prepares_clicks(self) -> bool:
+        """Whether ``record_hits`` can be used: the store classifies raw clicks itself."""
+        ...
+
+    async def record_hits(self, clicks: Sequence[Click]) -> None:
+        """As ``record_clicks``, for clicks not yet classified or anonymised."""
+
+
+class Store(LinkReader, ClickSink, HitSink, Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -1,20 +1,23 @@
-"""Clicks written to SQLite by a process of their own (``TRACKER_CLICK_PROCESS``, the default).
+"""Clicks written to SQLite by a process of their own (``TRACKER_CLICK_WRITER=process``, the
+default).
 
-In the server's process every Python step of a write — binding a batch's values, the
-aiosqlite thread's hand-offs — holds the interpreter lock that the redirect's event loop
-needs, so a click's write slowed redirects even though SQLite itself runs on the other core.
-Here the server serialises a prepared batch (orjson, one C call) into a pipe, and a child
-process — ``python -m tracker.store.clickprocess DB`` — inserts it in one transaction and
-answers when it has committed. ``SqliteStore.record_clicks`` still holds the store's write
-lock around each batch, so clicks never wait on SQLite's busy timeout for the server's own
-writes (and the other way round).
+In the server's process every Python step of a write — classifying a batch's clicks,
+binding their values, the aiosqlite thread's hand-offs — holds the interpreter lock that
+the redirect's event loop needs, so a click's write slowed redirects even though SQLite
+itself runs on the other core. Here the server serialises the batch's raw clicks (orjson,
+one C call) into a pipe, and a child process — ``python -m tracker.store.clickprocess DB
+TRUSTED_PROXIES IP_STORAGE`` — classifies them (``tracker.clicks.to_rows``: user agent, bot
+rules, address), inserts them in one transaction and answers when it has committed. A
+never-seen User-Agent's parse (about a millisecond) happens there, not on the event loop.
+``SqliteStore.record_hits`` still holds the store's write lock around each batch, so clicks
+never wait on SQLite's busy timeout for the server's own writes (and the other way round).
 
-The pipe's frames: the server sends ``<u32 length><JSON array of rows>``; the child answers
-``\\x00`` (committed) or ``\\x01<u32 length><message>`` (nothing written). The child ignores
-SIGINT and SIGTERM: it stops when its stdin closes (the server closing the store, or the
-server dying — a ``kill -9`` loses no committed batch, and no batch was answered uncommitted).
-A child that died is started again at the next batch; the batch that found it dead fails
-with ``StoreError`` and the click writer retries it.
+The pipe's frames: the server sends ``<u32 length><JSON array of clicks>``; the child
+answers ``\\x00`` (committed) or ``\\x01<u32 length><message>`` (nothing written). The child
+ignores SIGINT and SIGTERM: it stops when its stdin closes (the server closing the store, or
+the server dying — a ``kill -9`` loses no committed batch, and no batch was answered
+uncommitted). A child that died is started again at the next batch; the batch that found it
+dead fails with ``StoreError`` and the click writer retries it.
 """
 
 from __future__ import annotations
@@ -27,11 +30,14 @@ import sqlite3
 import struct
 import sys
 from collections.abc import Sequence
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 import orjson
 
-from tracker.models import ClickRow
+from tracker.addresses import IpStorage, parse_networks
+from tracker.clicks import to_rows
+from tracker.models import Click
 from tracker.store.base import StoreError
 
 log = logging.getLogger("tracker.store")
@@ -41,11 +47,20 @@ _OK = b"\x00"
 _FAILED = b"\x01"
 
 
+@dataclass(frozen=True, slots=True)
+class Preparation:
+    """How the child turns a click into its row (``tracker.clicks.to_rows``'s settings)."""
+
+    trusted_proxies: str = ""  # TRACKER_TRUSTED_PROXIES
+    ip_storage: str = "truncated"  # TRACKER_IP_STORAGE
+
+
 class ClickProcess:
     """The server's end: ``record`` sends a batch and returns once the child committed it."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, preparation: Preparation) -> None:
         self.path = path
+        self.preparation = preparation
         self._child: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -54,18 +69,20 @@ class ClickProcess:
             "-m",
             __name__,
             self.path,
+            self.preparation.trusted_proxies,
+            self.preparation.ip_storage,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
 
-    async def record(self, rows: Sequence[ClickRow]) -> None:
-        """Write ``rows`` in one transaction (a click id already stored is skipped).
-        Raises ``StoreError`` when the child could not, or is gone."""
+    async def record(self, clicks: Sequence[Click]) -> None:
+        """Classify and write ``clicks`` in one transaction (a click id already stored is
+        skipped). Raises ``StoreError`` when the child could not, or is gone."""
         if self._child is None or self._child.returncode is not None:
             await self._restart()
         child = self._child
         assert child is not None and child.stdin is not None and child.stdout is not None
-        payload = orjson.dumps(rows, default=tuple)  # ClickRow, a tuple subclass
+        payload = orjson.dumps(clicks, default=tuple)  # Click, a tuple subclass
         try:
             child.stdin.write(_LENGTH.pack(len(payload)) + payload)
             await child.stdin.drain()
@@ -121,9 +138,14 @@ class ClickProcess:
 # --- the child --------------------------------------------------------------------------
 
 
-def serve(path: str, source: BinaryIO, answers: BinaryIO) -> None:
-    """Insert each batch read from ``source`` and answer on ``answers``, until end of input."""
+def serve(path: str, preparation: Preparation, source: BinaryIO, answers: BinaryIO) -> None:
+    """Classify and insert each batch read from ``source`` and answer on ``answers``, until
+    end of input."""
     from tracker.store.sqlite import PRAGMAS, insert_clicks
+
+    trusted = parse_networks(preparation.trusted_proxies)
+    ip_storage = cast(IpStorage, preparation.ip_storage)
+    make = Click._make
 
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in PRAGMAS:
@@ -138,7 +160,7 @@ def serve(path: str, source: BinaryIO, answers: BinaryIO) -> None:
             if len(payload) < size:
                 return
             try:
-                rows = orjson.loads(payload)
+                rows = to_rows(map(make, orjson.loads(payload)), trusted, ip_storage)
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     insert_clicks(conn, rows)
@@ -162,7 +184,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(BrokenPipeError):
-        serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
+        path, trusted_proxies, ip_storage = sys.argv[1:4]
+        serve(path, Preparation(trusted_proxies, ip_storage), sys.stdin.buffer, sys.stdout.buffer)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from tracker.models import (
     Campaign,
     CampaignResults,
     CampaignSpec,
+    Click,
     ClickRow,
     ConversionInput,
     ConversionResult,
@@ -46,7 +47,7 @@ from tracker.models import (
 )
 from tracker.store import sqlite_results
 from tracker.store.base import StoreError
-from tracker.store.clickprocess import ClickProcess
+from tracker.store.clickprocess import ClickProcess, Preparation
 from tracker.store.migrations import migrate_sqlite
 from tracker.store.sqlite_results import MMAP
 
@@ -113,12 +114,15 @@ class SqliteStore:
     """
 
     def __init__(
-        self, path: str, rollup_seconds: float = ROLLUP_SECONDS, click_process: bool = False
+        self,
+        path: str,
+        rollup_seconds: float = ROLLUP_SECONDS,
+        click_process: Preparation | None = None,
     ) -> None:
         self.path = path
-        # Clicks written by a child process (tracker.store.clickprocess) instead of the writer
-        # connection's thread: off the event loop's interpreter lock.
-        self._clicks = ClickProcess(path) if click_process else None
+        # With ``click_process``, clicks are classified and written by a child process
+        # (``record_hits``, tracker.store.clickprocess): off the event loop's interpreter lock.
+        self._clicks = None if click_process is None else ClickProcess(path, click_process)
         self._rollup_seconds = rollup_seconds
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
@@ -496,13 +500,23 @@ class SqliteStore:
         cost about as much as running it."""
         try:
             async with self._write_lock:
-                if self._clicks is not None:
-                    await self._clicks.record(rows)
-                    return
                 for sql, values in _click_statements(rows):
                     await self._w.execute(sql, values)
         except (aiosqlite.Error, sqlite3.Error, ValueError) as error:
             raise StoreError(f"clicks not written: {error}") from error
+
+    @property
+    def prepares_clicks(self) -> bool:
+        """Whether ``record_hits`` takes raw clicks (a click process was asked for)."""
+        return self._clicks is not None
+
+    async def record_hits(self, clicks: Sequence[Click]) -> None:
+        """Classify and write ``clicks`` in the click process, in one transaction; a click id
+        already stored is skipped. Raises ``StoreError``."""
+        if self._clicks is None:
+            raise StoreError("this store was opened without a click process")
+        async with self._write_lock:
+            await self._clicks.record(clicks)
 
     async def reclassify_clicks(
         self, classify: Callable[[str, str], tuple[str, str, str, str, str]], batch: int = 5000

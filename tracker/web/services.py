@@ -35,13 +35,17 @@ class Services:
             settings.campaign_cache_seconds,
             settings.link_index_size,
         )
-        prepare = partial(
-            to_rows,
-            trusted=settings.proxy_networks,
-            ip_storage=cast(IpStorage, settings.ip_storage),
-        )
+        if store.prepares_clicks:  # classified in the click process, off the event loop
+            write, prepare = store.record_hits, list
+        else:
+            write = store.record_clicks
+            prepare = partial(
+                to_rows,
+                trusted=settings.proxy_networks,
+                ip_storage=cast(IpStorage, settings.ip_storage),
+            )
         self.writer = ClickWriter(
-            store,
+            write,
             prepare,
             durable=settings.click_durability == "durable",
             queue_size=settings.click_queue_size,
