@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tracker.linkindex import LinkIndex
 from tracker.models import Campaign, LinkTarget
@@ -42,6 +42,9 @@ class CampaignRoute(NamedTuple):
     fallback_url: str | None
     bases: dict[str | None, str]  # variant key (None: no variant) → prepared destination
     slots: dict[str | None, Slot]  # variant key → where the click id goes in its base
+    # variant key → a Route's fields after the link id, so a link taking its campaign's
+    # destination gets its route in one step: Route(link_id, *tails[variant])
+    tails: dict[str | None, tuple[Any, ...]]
     campaign: Campaign
     fetched_at: float
 
@@ -185,14 +188,21 @@ class LinkCache:
             bases = {v.key: _campaign_base(campaign, v.key) for v in campaign.variants}
             bases[None] = _campaign_base(campaign, None)
             slots = {key: _slot(base, campaign.click_id_param) for key, base in bases.items()}
+        expires_at_ms = (
+            None if campaign.expires_at is None else int(campaign.expires_at.timestamp() * 1000)
+        )
+        state = (campaign.disabled, expires_at_ms, campaign.fallback_url)
+        tails = {
+            key: (campaign.id, base, campaign.click_id_param, slots[key], *state)
+            for key, base in bases.items()
+        }
         route = CampaignRoute(
             campaign.id,
             campaign.click_id_param,
-            campaign.disabled,
-            None if campaign.expires_at is None else int(campaign.expires_at.timestamp() * 1000),
-            campaign.fallback_url,
+            *state,
             bases,
             slots,
+            tails,
             campaign,
             now,
         )
@@ -210,7 +220,7 @@ def _own_route(link: LinkEntry) -> Route:
 def _route(link: LinkEntry, campaign: CampaignRoute) -> Route:
     link_id, _, variant, base, slot = link
     if base is None:
-        base, slot = campaign.bases[variant], campaign.slots[variant]
+        return _new(Route, (link_id, *campaign.tails[variant]))
     return _new(
         Route,
         (
