@@ -132,6 +132,18 @@ async def test_a_failed_batch_writes_nothing_and_the_next_one_goes_through(
     assert _stored(store.path) == _expected(good)
 
 
+async def test_a_click_that_cannot_be_sent_fails_its_batch_as_a_store_error(
+    store: SqliteStore,
+) -> None:
+    campaign_id = await _campaign_id(store)
+    bad = _hits(1, campaign_id)[0]._replace(referrer="\ud800")
+    with pytest.raises(StoreError, match="serialisable"):
+        await store.record_hits([bad])
+    good = _hits(2, campaign_id)
+    await store.record_hits(good)
+    assert _stored(store.path) == _expected(good)
+
+
 async def test_a_child_that_died_unnoticed_fails_one_batch_then_is_started_again(
     store: SqliteStore,
 ) -> None:

@@ -82,7 +82,10 @@ class ClickProcess:
             await self._restart()
         child = self._child
         assert child is not None and child.stdin is not None and child.stdout is not None
-        payload = orjson.dumps(clicks, default=tuple)  # Click, a tuple subclass
+        try:
+            payload = orjson.dumps(clicks, default=tuple)  # Click, a tuple subclass
+        except orjson.JSONEncodeError as error:  # e.g. a lone surrogate: never from a redirect
+            raise StoreError(f"clicks not serialisable: {error}") from error
         try:
             child.stdin.write(_LENGTH.pack(len(payload)) + payload)
             await child.stdin.drain()
