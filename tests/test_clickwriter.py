@@ -118,6 +118,26 @@ async def test_giving_up_counts_the_dropped_clicks() -> None:
     assert writer.failures >= 2
 
 
+async def test_an_unexpected_error_drops_its_batch_and_the_writer_goes_on() -> None:
+    calls: list[int] = []
+
+    async def write(rows: Sequence[ClickRow]) -> None:
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise RuntimeError("a bug, not the store")
+
+    writer = ClickWriter(write, prepare, durable=True)
+    first = writer.submit(click(1))
+    assert first is not None
+    await asyncio.wait_for(first, 1)  # answered at once, not after max_wait
+    second = writer.submit(click(2))
+    assert second is not None
+    await asyncio.wait_for(second, 1)
+    await writer.close()
+    assert calls == [1, 1]
+    assert (writer.dropped, writer.recorded, writer.failures) == (1, 1, 1)
+
+
 async def test_a_stuck_store_releases_waiters_after_max_wait() -> None:
     sink = Sink()
     sink.gate = asyncio.Event()  # never opens until the end

@@ -150,6 +150,13 @@ class ClickWriter:
                 log.warning("click writer: retrying %d clicks: %s", len(rows), error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+            except Exception:
+                # Not the store's refusal but a bug: retrying would repeat it. The batch is
+                # given up (and counted); the writer lives on for the clicks behind it.
+                log.exception("click writer: %d clicks dropped", len(rows))
+                self.failures += 1
+                self.dropped += len(rows)
+                break
             else:
                 self.recorded += len(rows)
                 break
