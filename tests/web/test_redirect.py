@@ -357,6 +357,14 @@ def test_code_paths(path: str, expected: bool) -> None:
 
 
 async def test_fast_mode_answers_then_writes(settings: Settings, store: SqliteStore) -> None:
+    gate = asyncio.Event()
+    record = store.record_clicks
+
+    async def held(rows: object) -> None:  # nothing commits until the gate opens
+        await gate.wait()
+        await record(rows)  # type: ignore[arg-type]
+
+    store.record_clicks = held  # type: ignore[method-assign]  # before the writer binds it
     app = create_app(
         Settings(database_url=settings.database_url, base_url=BASE_URL, click_durability="fast"),
         store=store,
@@ -370,14 +378,6 @@ async def test_fast_mode_answers_then_writes(settings: Settings, store: SqliteSt
         [LinkRequest(None, None, None, "https://x.example/")],
         app.services.codes.encode,
     )
-    gate = asyncio.Event()
-    record = store.record_clicks
-
-    async def held(rows: object) -> None:  # nothing commits until the gate opens
-        await gate.wait()
-        await record(rows)  # type: ignore[arg-type]
-
-    store.record_clicks = held  # type: ignore[method-assign]
     app.services.writer._max_wait = 60  # a durable writer would hold the answers this long
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
