@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 
 from tracker.addresses import IpStorage, parse_networks
 from tracker.clicks import to_rows
-from tracker.models import CampaignSpec, Click
+from tracker.codes import CodeBook
+from tracker.models import CampaignSpec, Click, LinkRequest
 from tracker.store.base import StoreError
 from tracker.store.clickprocess import Preparation, serve
 from tracker.store.sqlite import SqliteStore
@@ -77,8 +79,13 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 async def _campaign_id(store: SqliteStore) -> int:
+    """A campaign with one link, id 1: the link of every click here."""
     workspace = await store.ensure_workspace("w")
-    return (await store.add_campaign(workspace.id, SPEC)).id
+    campaign = await store.add_campaign(workspace.id, SPEC)
+    codes = CodeBook(store.code_secret)
+    issued = await store.issue_links(workspace.id, campaign.id, [LinkRequest("r")], codes.encode)
+    assert codes.decode(issued[0].code) == 1
+    return campaign.id
 
 
 @pytest.mark.parametrize("count", [1, 64, 2100])
@@ -224,8 +231,14 @@ def test_the_child_answers_each_frame_and_stops_at_end_of_input(tmp_path: Path) 
             (100).to_bytes(4, "little") + b"cut",
         ]
     )
+    read, write = os.pipe()
+    os.write(write, frames)
+    os.close(write)
     answers = io.BytesIO()
-    serve(path, Preparation(), io.BytesIO(frames), answers)
+    try:
+        serve(path, Preparation(), read, answers)
+    finally:
+        os.close(read)
     out = answers.getvalue()
     assert out[:1] == b"\x00"
     assert out[1:2] == b"\x01"
@@ -233,3 +246,33 @@ def test_the_child_answers_each_frame_and_stops_at_end_of_input(tmp_path: Path) 
     assert b"JSONDecodeError" in out[6 : 6 + size]
     assert len(out) == 6 + size  # nothing answered for the cut-off frame
     assert len(_stored(path)) == 2
+
+
+async def test_the_child_keeps_the_rollup_current_and_the_server_does_not_fold(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(str(tmp_path / "t.db"), rollup_seconds=0.05, click_process=Preparation())
+    await store.open()
+    try:
+        assert store._roller is None  # the server's own background fold is not running
+        hits = _hits(120, await _campaign_id(store))  # more than one fold transaction's worth
+        await store.record_hits(hits)
+        conn = sqlite3.connect(store.path)
+        try:
+            last = conn.execute("SELECT max(id) FROM clicks").fetchone()[0]
+            for _ in range(200):
+                folded = conn.execute(
+                    "SELECT value FROM rollup_state WHERE name = 'clicks'"
+                ).fetchone()[0]
+                if folded == last:
+                    break
+                await asyncio.sleep(0.025)
+            counted = conn.execute(
+                "SELECT sum(human_clicks) + sum(bot_clicks) FROM variant_counts"
+            ).fetchone()[0]
+        finally:
+            conn.close()
+    finally:
+        await store.close()
+    assert folded == last
+    assert counted == len(hits)

@@ -25,10 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import select
 import signal
 import sqlite3
 import struct
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, cast
@@ -58,9 +61,10 @@ class Preparation:
 class ClickProcess:
     """The server's end: ``record`` sends a batch and returns once the child committed it."""
 
-    def __init__(self, path: str, preparation: Preparation) -> None:
+    def __init__(self, path: str, preparation: Preparation, fold_seconds: float = 0) -> None:
         self.path = path
         self.preparation = preparation
+        self.fold_seconds = fold_seconds  # the child keeps the click rollup current (0: no)
         self._child: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -71,6 +75,7 @@ class ClickProcess:
             self.path,
             self.preparation.trusted_proxies,
             self.preparation.ip_storage,
+            str(self.fold_seconds),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -141,27 +146,82 @@ class ClickProcess:
 # --- the child --------------------------------------------------------------------------
 
 
-def serve(path: str, preparation: Preparation, source: BinaryIO, answers: BinaryIO) -> None:
-    """Classify and insert each batch read from ``source`` and answer on ``answers``, until
-    end of input."""
-    from tracker.store.sqlite import PRAGMAS, insert_clicks
+class _Frames:
+    """Length-prefixed frames from a file descriptor, waited for with a timeout."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = bytearray()
+
+    def next(self, timeout: float | None) -> bytes | None:
+        """The next frame; ``None`` if none came within ``timeout`` seconds (``None``: wait
+        as long as it takes). Raises ``EOFError`` at the end of input."""
+        while True:
+            buffer = self._buffer
+            if len(buffer) >= _LENGTH.size:
+                (size,) = _LENGTH.unpack_from(buffer)
+                end = _LENGTH.size + size
+                if len(buffer) >= end:
+                    frame = bytes(buffer[_LENGTH.size : end])
+                    del buffer[:end]
+                    return frame
+            if not select.select([self._fd], [], [], timeout)[0]:
+                return None
+            data = os.read(self._fd, 1 << 20)
+            if not data:
+                raise EOFError  # the server closed the pipe (or died); a cut frame is dropped
+            buffer += data
+
+
+def serve(
+    path: str, preparation: Preparation, source: int, answers: BinaryIO, fold_seconds: float = 0
+) -> None:
+    """Classify and insert each batch read from file descriptor ``source`` and answer on
+    ``answers``, until end of input.
+
+    With ``fold_seconds`` > 0 it also keeps the click rollup (decision 0009) current, in
+    the time between batches: every ``fold_seconds`` it folds what was written since (by
+    any process), ``ROLL_BATCH`` clicks a transaction, resting after each for nine times as
+    long as it took — a batch that arrives meanwhile waits for one such transaction at
+    most (≈ 1 ms). In the server's process the same fold held the interpreter lock the
+    redirects need, and it was most of fast mode's p99."""
+    from tracker.store.sqlite import (
+        PRAGMAS,
+        ROLL_BATCH,
+        ROLL_DUTY,
+        fold_transaction,
+        insert_clicks,
+    )
 
     trusted = parse_networks(preparation.trusted_proxies)
     ip_storage = cast(IpStorage, preparation.ip_storage)
     make = Click._make
+    frames = _Frames(source)
+    folding = fold_seconds > 0
+    fold_at = time.monotonic() + fold_seconds
 
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in PRAGMAS:
         conn.execute(pragma)
     try:
         while True:
-            head = source.read(_LENGTH.size)
-            if len(head) < _LENGTH.size:
-                return  # the server closed the pipe (or died)
-            (size,) = _LENGTH.unpack(head)
-            payload = source.read(size)
-            if len(payload) < size:
+            timeout = max(0.0, fold_at - time.monotonic()) if folding else None
+            try:
+                payload = frames.next(timeout)
+            except EOFError:
                 return
+            if payload is None:  # time to fold
+                started = time.monotonic()
+                try:
+                    folded = fold_transaction(conn, ROLL_BATCH)
+                except sqlite3.Error as error:
+                    log.warning("click rollup failed, will retry: %s", error)
+                    folded = 0
+                spent = time.monotonic() - started
+                fold_at = time.monotonic() + (
+                    spent * (1 / ROLL_DUTY - 1) if folded else fold_seconds
+                )
+                continue
             try:
                 rows = to_rows(map(make, orjson.loads(payload)), trusted, ip_storage)
                 conn.execute("BEGIN IMMEDIATE")
@@ -186,9 +246,11 @@ def main() -> None:
     # drains its queue into this process first, then closes stdin, which ends it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
+    path, trusted_proxies, ip_storage, fold_seconds = sys.argv[1:5]
+    preparation = Preparation(trusted_proxies, ip_storage)
     with contextlib.suppress(BrokenPipeError):
-        path, trusted_proxies, ip_storage = sys.argv[1:4]
-        serve(path, Preparation(trusted_proxies, ip_storage), sys.stdin.buffer, sys.stdout.buffer)
+        serve(path, preparation, sys.stdin.fileno(), sys.stdout.buffer, float(fold_seconds))
 
 
 if __name__ == "__main__":

@@ -122,7 +122,9 @@ class SqliteStore:
         self.path = path
         # With ``click_process``, clicks are classified and written by a child process
         # (``record_hits``, tracker.store.clickprocess): off the event loop's interpreter lock.
-        self._clicks = None if click_process is None else ClickProcess(path, click_process)
+        self._clicks = (
+            None if click_process is None else ClickProcess(path, click_process, rollup_seconds)
+        )
         self._rollup_seconds = rollup_seconds
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
@@ -157,7 +159,7 @@ class SqliteStore:
                 await self._clicks.start()
             self._checkpointer.start()
             self._stopping = asyncio.Event()
-            if self._rollup_seconds > 0:
+            if self._rollup_seconds > 0 and self._clicks is None:  # else the child folds
                 loop = asyncio.get_running_loop()
                 self._roller = loop.create_task(self._roll(), name="rollup")
         except (aiosqlite.Error, sqlite3.Error) as error:
@@ -792,7 +794,7 @@ class SqliteStore:
         if folder is None:
             raise StoreError("the store is not open")
         async with self._write_lock:
-            fold = asyncio.ensure_future(asyncio.to_thread(_fold_transaction, folder, limit))
+            fold = asyncio.ensure_future(asyncio.to_thread(fold_transaction, folder, limit))
             try:
                 return await asyncio.shield(fold)
             except asyncio.CancelledError:
@@ -1180,8 +1182,9 @@ def _apply(
     )
 
 
-def _fold_transaction(conn: sqlite3.Connection, limit: int) -> int:
-    """``_fold_batch`` in a write transaction of its own (run in a thread, whole)."""
+def fold_transaction(conn: sqlite3.Connection, limit: int) -> int:
+    """``_fold_batch`` in a write transaction of its own (run in a thread, whole, or in the
+    click process)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         folded = _fold_batch(conn, limit)
