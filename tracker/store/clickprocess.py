@@ -6,9 +6,10 @@ binding their values, the aiosqlite thread's hand-offs — holds the interpreter
 the redirect's event loop needs, so a click's write slowed redirects even though SQLite
 itself runs on the other core. Here the server serialises the batch's raw clicks (orjson,
 one C call) into a pipe, and a child process — ``python -m tracker.store.clickprocess DB
-TRUSTED_PROXIES IP_STORAGE`` — classifies them (``tracker.clicks.to_rows``: user agent, bot
-rules, address), inserts them in one transaction and answers when it has committed. A
-never-seen User-Agent's parse (about a millisecond) happens there, not on the event loop.
+TRUSTED_PROXIES IP_STORAGE FOLD_SECONDS`` — classifies them (``tracker.clicks.to_rows``: user
+agent, bot rules, address), inserts them in one transaction and answers when it has
+committed; between batches it keeps the click rollup current (``serve``). A never-seen
+User-Agent's parse (about a millisecond) happens there, not on the event loop.
 ``SqliteStore.record_hits`` still holds the store's write lock around each batch, so clicks
 never wait on SQLite's busy timeout for the server's own writes (and the other way round).
 
