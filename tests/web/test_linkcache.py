@@ -7,7 +7,8 @@ import pytest
 
 from tracker.models import Campaign, LinkTarget, Variant
 from tracker.store.base import StoreError
-from tracker.web.linkcache import LinkCache
+from tracker.web import linkcache
+from tracker.web.linkcache import LinkCache, Route, RouteTuple
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CAMPAIGN = Campaign(
@@ -20,6 +21,11 @@ CAMPAIGN = Campaign(
     utm={"utm_source": "sms"},
     variants=(Variant("A", 1, None, "A"), Variant("B", 1, "https://shop.example/b", "bee")),
 )
+
+
+def named(route: RouteTuple | None) -> Route:
+    assert route is not None
+    return Route(*route)
 
 
 class AdHocReader:
@@ -73,9 +79,8 @@ class Reader:
 
 async def test_routes_and_bases() -> None:
     cache = LinkCache(Reader())
-    a = await cache.route("c1", 1)  # variant B, no params: the campaign's variant base
-    b = await cache.route("c3", 3)  # variant B, params: its own base
-    assert a is not None and b is not None
+    a = named(await cache.route("c1", 1))  # variant B, no params: the campaign's variant base
+    b = named(await cache.route("c3", 3))  # variant B, params: its own base
     assert a.base == "https://shop.example/b?utm_source=sms&utm_content=bee"
     assert b.base == "https://shop.example/b?utm_source=sms&utm_content=bee&p=3"
     assert a.click_id_param == "tclid"
@@ -102,14 +107,44 @@ async def test_lru_is_bounded_and_hits_need_no_read() -> None:
 async def test_campaign_state_is_reread_after_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
     reader = Reader()
     cache = LinkCache(reader, campaign_seconds=60)
-    assert (await cache.route("c1", 1)).disabled is False  # type: ignore[union-attr]
+    assert named(await cache.route("c1", 1)).disabled is False
     from dataclasses import replace
 
     reader.campaign = replace(CAMPAIGN, disabled=True)
-    assert cache.cached("c1").disabled is False  # type: ignore[union-attr]
+    assert named(cache.cached("c1")).disabled is False
     cache.forget_campaign(7)
     assert cache.cached("c1") is None  # must go to the store now
-    assert (await cache.route("c1", 1)).disabled is True  # type: ignore[union-attr]
+    assert named(await cache.route("c1", 1)).disabled is True
+
+
+async def test_cached_routes_follow_a_changed_campaign_and_outlive_an_unchanged_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataclasses import replace
+
+    clock = [1000.0]
+    monkeypatch.setattr(linkcache, "monotonic", lambda: clock[0])
+    reader = Reader()
+    cache = LinkCache(reader, campaign_seconds=60)
+    await cache.route("c1", 1)  # the campaign's base
+    await cache.route("c3", 3)  # a base of its own
+    before = (cache.cached("c1"), cache.cached("c3"))
+    clock[0] += 60
+    assert cache.cached("c1") is None  # the campaign is due for a re-read
+    await cache.route("c2", 2)  # re-reads the campaign: the same state
+    assert reader.campaign_reads == 2
+    assert (cache.cached("c1"), cache.cached("c3")) == before  # still served from the LRU
+    reader.campaign = replace(CAMPAIGN, disabled=True, fallback_url="https://shop.example/x")
+    clock[0] += 60
+    await cache.route("c2", 2)  # re-reads the campaign: a new state
+    assert cache.cached("c1") is None and cache.cached("c3") is None  # made under the old one
+    reads = len(reader.link_reads)
+    for code, old in zip(("c1", "c3"), before, strict=True):
+        route = named(await cache.route(code, int(code[1:])))
+        assert route.disabled and route.fallback_url == "https://shop.example/x"
+        assert route._replace(disabled=False, fallback_url=None) == old  # the rest as before
+        assert cache.cached(code) == route
+    assert len(reader.link_reads) == reads  # rebuilt from the entries, no link read
 
 
 async def test_store_errors_propagate() -> None:
@@ -195,9 +230,8 @@ async def test_an_indexed_link_follows_its_campaign(monkeypatch: pytest.MonkeyPa
     reader.campaign = replace(CAMPAIGN, disabled=True)
     cache.forget_campaign(7)
     assert cache.indexed("c4", 4) is None  # the campaign must be read again first
-    route = await cache.route("c4", 4)
-    assert route is not None and route.disabled
-    assert cache.indexed("c5", 5).disabled  # type: ignore[union-attr]
+    assert named(await cache.route("c4", 4)).disabled
+    assert named(cache.indexed("c5", 5)).disabled
 
 
 async def test_index_off_and_a_failing_load() -> None:

@@ -13,9 +13,10 @@ immediately and every other process within ``campaign_seconds``.
 
 from __future__ import annotations
 
+import itertools
 import logging
-import time
 from collections import OrderedDict
+from time import monotonic
 from typing import Any, NamedTuple
 
 from tracker.linkindex import LinkIndex
@@ -42,36 +43,48 @@ class CampaignRoute(NamedTuple):
     fallback_url: str | None
     bases: dict[str | None, str]  # variant key (None: no variant) → prepared destination
     slots: dict[str | None, Slot]  # variant key → where the click id goes in its base
-    # variant key → a Route's fields after the link id, so a link taking its campaign's
-    # destination gets its route in one step: Route(link_id, *tails[variant])
+    # variant key → a route's fields after the link id, so a link taking its campaign's
+    # destination gets its route in one step: (link_id, *tails[variant])
     tails: dict[str | None, tuple[Any, ...]]
     campaign: Campaign
     fetched_at: float
-
-
-# A link as the LRU keeps it: (link id, campaign id, variant, its own prepared destination
-# and slot — both None when the campaign's for the variant serve). A plain tuple of ints,
-# strings, Nones and a tuple of strings, not a NamedTuple: the garbage collector stops
-# tracking such tuples at its first pass over them, so the entries of a full cache never
-# count towards, or slow down, a full collection. As NamedTuples, 100 000 of them made each
-# full collection take 20-90 ms under the per-recipient benchmark, the source of its p99.
-LinkEntry = tuple[int, int | None, str | None, str | None, Slot]
-
-
-# A NamedTuple's own constructor is a Python function (≈ 0.7 µs); the routes made per
-# request are built with tuple.__new__ (≈ 0.3 µs), as are the clicks (redirect.py).
-_new = tuple.__new__
+    # Changes when the state above (disabled, expiry, fallback) does: a cached route made
+    # under another generation is stale. A re-read that finds the same state keeps it.
+    generation: int
 
 
 class Route(NamedTuple):
+    """The names of a route's fields. Routes themselves are plain tuples (see LinkEntry):
+    ``Route(*route)`` reads one by name."""
+
     link_id: int
     campaign_id: int | None
     base: str
     click_id_param: str | None
-    click_id_slot: Slot
+    # The base's click-id slot (``Slot``), spread into two strings so a route holds no
+    # tuple: (None, None) when there is none.
+    before_click_id: str | None
+    after_click_id: str | None
     disabled: bool
     expires_at_ms: int | None
     fallback_url: str | None
+
+
+RouteTuple = tuple[
+    int, int | None, str, str | None, str | None, str | None, bool, int | None, str | None
+]
+
+# A link as the LRU keeps it: (its route, the generation of its campaign's state the route
+# was made under, its variant, its own prepared destination and slot — both None when the
+# campaign's for the variant serve). The route is kept whole, so a hit returns it as it is.
+# Plain tuples of ints, strings, Nones and tuples of strings, not NamedTuples: the garbage
+# collector stops tracking such tuples at its first passes over them, so the entries of a
+# full cache never count towards, or slow down, a full collection. As NamedTuples, 100 000
+# of them made each full collection take 20-90 ms under the per-recipient benchmark, the
+# source of its p99.
+LinkEntry = tuple[RouteTuple, int, str | None, str | None, Slot]
+
+_generations = itertools.count(1)
 
 
 class LinkCache:
@@ -89,22 +102,25 @@ class LinkCache:
         self._campaigns: dict[int, CampaignRoute] = {}
         self.index = LinkIndex(index_size)
 
-    def cached(self, code: str) -> Route | None:
+    def cached(self, code: str) -> RouteTuple | None:
         """The route of a code already in the cache (so already verified), without I/O;
         ``None`` when it is not cached or its campaign's state is due for a re-read."""
-        link = self._links.get(code)
-        if link is None:
+        entry = self._links.get(code)
+        if entry is None:
             return None
-        if link[1] is None:
-            self._links.move_to_end(code)
-            return _own_route(link)
-        campaign = self._campaigns.get(link[1])
-        if campaign is None or time.monotonic() - campaign.fetched_at >= self._campaign_seconds:
-            return None
+        route = entry[0]
+        if route[1] is not None:
+            campaign = self._campaigns.get(route[1])
+            if (
+                campaign is None
+                or campaign.generation != entry[1]
+                or monotonic() - campaign.fetched_at >= self._campaign_seconds
+            ):
+                return None
         self._links.move_to_end(code)
-        return _route(link, campaign)
+        return route
 
-    def indexed(self, code: str, link_id: int) -> Route | None:
+    def indexed(self, code: str, link_id: int) -> RouteTuple | None:
         """The route of a verified code whose link is in the index, without I/O; ``None``
         when it is not, or its campaign is not cached or is due for a re-read."""
         pair = self.index.get(link_id)
@@ -113,18 +129,18 @@ class LinkCache:
         campaign = self._campaigns.get(pair[0])
         if (
             campaign is None
-            or pair[1] not in campaign.bases
-            or time.monotonic() - campaign.fetched_at >= self._campaign_seconds
+            or pair[1] not in campaign.tails
+            or monotonic() - campaign.fetched_at >= self._campaign_seconds
         ):
             return None
-        link = (link_id, pair[0], pair[1], None, None)
-        self._remember(code, link)
-        return _route(link, campaign)
+        route = (link_id, *campaign.tails[pair[1]])
+        self._remember(code, (route, campaign.generation, pair[1], None, None))
+        return route
 
     async def load_index(self) -> None:
         """Index the links already issued, newest ``index_size`` ids, a chunk at a time
         (each a read off the event loop, then ≈ 2 ms on it). Raises ``StoreError``."""
-        started = time.monotonic()
+        started = monotonic()
         newest = await self._store.newest_link_id()
         first = self.index.cover(newest)
         loaded = 0
@@ -138,32 +154,41 @@ class LinkCache:
             "link index: %d links up to id %d in %.1f s",
             loaded,
             newest,
-            time.monotonic() - started,
+            monotonic() - started,
         )
 
-    async def route(self, code: str, link_id: int) -> Route | None:
+    async def route(self, code: str, link_id: int) -> RouteTuple | None:
         """Where ``code`` (of link ``link_id``) leads, or ``None`` for an unknown code.
         Raises ``StoreError``."""
-        link = self._links.get(code)
-        if link is None:
+        entry = self._links.get(code)
+        if entry is None:
             found = await self._store.find_link_target(link_id)
             if found is None or found.code != code:
                 return None
-            campaign = None
-            if found.campaign_id is not None:
-                campaign = await self._campaign(found.campaign_id)
-                if campaign is None:
-                    return None
-            link = _link_entry(link_id, found, campaign)
-            if campaign is not None and link[3] is None:
-                self.index.add(link_id, campaign.id, link[2])
-            self._remember(code, link)
+            if found.campaign_id is None:
+                entry = _ad_hoc_entry(link_id, found)
+                self._remember(code, entry)
+                return entry[0]
+            campaign = await self._campaign(found.campaign_id)
+            if campaign is None:
+                return None
+            variant, own_base, own_slot = _own_base(found, campaign)
+            if own_base is None:
+                self.index.add(link_id, campaign.id, variant)
         else:
             self._links.move_to_end(code)
-        if link[1] is None:
-            return _own_route(link)
-        campaign = await self._campaign(link[1])
-        return None if campaign is None else _route(link, campaign)
+            route = entry[0]
+            if route[1] is None:
+                return route
+            campaign = await self._campaign(route[1])
+            if campaign is None:
+                return None
+            if campaign.generation == entry[1]:
+                return route
+            variant, own_base, own_slot = entry[2], entry[3], entry[4]
+        route = _route(link_id, campaign, variant, own_base, own_slot)
+        self._remember(code, (route, campaign.generation, variant, own_base, own_slot))
+        return route
 
     def _remember(self, code: str, link: LinkEntry) -> None:
         self._links[code] = link
@@ -175,25 +200,28 @@ class LinkCache:
 
     async def _campaign(self, campaign_id: int) -> CampaignRoute | None:
         cached = self._campaigns.get(campaign_id)
-        now = time.monotonic()
+        now = monotonic()
         if cached is not None and now - cached.fetched_at < self._campaign_seconds:
             return cached
         campaign = await self._store.find_campaign(campaign_id)
         if campaign is None:
             return None
-        if cached is not None and cached.campaign.variants == campaign.variants:
-            bases = cached.bases  # destinations and UTM never change after creation
-            slots = cached.slots
-        else:
-            bases = {v.key: _campaign_base(campaign, v.key) for v in campaign.variants}
-            bases[None] = _campaign_base(campaign, None)
-            slots = {key: _slot(base, campaign.click_id_param) for key, base in bases.items()}
         expires_at_ms = (
             None if campaign.expires_at is None else int(campaign.expires_at.timestamp() * 1000)
         )
         state = (campaign.disabled, expires_at_ms, campaign.fallback_url)
+        if cached is not None and cached.campaign.variants == campaign.variants:
+            bases = cached.bases  # destinations and UTM never change after creation
+            slots = cached.slots
+            same = state == (cached.disabled, cached.expires_at_ms, cached.fallback_url)
+            generation = cached.generation if same else next(_generations)
+        else:
+            generation = next(_generations)
+            bases = {v.key: _campaign_base(campaign, v.key) for v in campaign.variants}
+            bases[None] = _campaign_base(campaign, None)
+            slots = {key: _slot(base, campaign.click_id_param) for key, base in bases.items()}
         tails = {
-            key: (campaign.id, base, campaign.click_id_param, slots[key], *state)
+            key: (campaign.id, base, campaign.click_id_param, *_spread(slots[key]), *state)
             for key, base in bases.items()
         }
         route = CampaignRoute(
@@ -205,34 +233,27 @@ class LinkCache:
             tails,
             campaign,
             now,
+            generation,
         )
         self._campaigns[campaign_id] = route
         return route
 
 
-def _own_route(link: LinkEntry) -> Route:
-    """The route of a link outside any campaign (its entry always holds its own base)."""
-    link_id, _, _, base, slot = link
-    assert base is not None
-    return _new(Route, (link_id, None, base, DEFAULT_CLICK_ID_PARAM, slot, False, None, None))
-
-
-def _route(link: LinkEntry, campaign: CampaignRoute) -> Route:
-    link_id, _, variant, base, slot = link
+def _route(
+    link_id: int, campaign: CampaignRoute, variant: str | None, base: str | None, slot: Slot
+) -> RouteTuple:
+    """The route of a campaign's link: the campaign's for its variant, or its own ``base``."""
     if base is None:
-        return _new(Route, (link_id, *campaign.tails[variant]))
-    return _new(
-        Route,
-        (
-            link_id,
-            campaign.id,
-            base,
-            campaign.click_id_param,
-            slot,
-            campaign.disabled,
-            campaign.expires_at_ms,
-            campaign.fallback_url,
-        ),
+        return (link_id, *campaign.tails[variant])
+    return (
+        link_id,
+        campaign.id,
+        base,
+        campaign.click_id_param,
+        *_spread(slot),
+        campaign.disabled,
+        campaign.expires_at_ms,
+        campaign.fallback_url,
     )
 
 
@@ -254,20 +275,28 @@ def _campaign_base(campaign: Campaign, variant_key: str | None) -> str:
     return base_destination(_destination(campaign, variant_key), _utm(campaign, variant_key), None)
 
 
-def _link_entry(link_id: int, link: LinkTarget, campaign: CampaignRoute | None) -> LinkEntry:
-    """The link's cache entry, with its own prepared destination when it differs from its
-    campaign's."""
-    if campaign is None:
-        base = base_destination(link.destination or "", {}, link.params)
-        slot = _slot(base, DEFAULT_CLICK_ID_PARAM)
-        return (link_id, link.campaign_id, link.variant, base, slot)
+def _ad_hoc_entry(link_id: int, link: LinkTarget) -> LinkEntry:
+    """The cache entry of a link outside any campaign: it always has a base of its own."""
+    base = base_destination(link.destination or "", {}, link.params)
+    slot = _slot(base, DEFAULT_CLICK_ID_PARAM)
+    route = (link_id, None, base, DEFAULT_CLICK_ID_PARAM, *_spread(slot), False, None, None)
+    return (route, 0, None, base, slot)
+
+
+def _own_base(link: LinkTarget, campaign: CampaignRoute) -> tuple[str | None, str | None, Slot]:
+    """(variant, base, slot) of a campaign's link: its own prepared destination and slot
+    when they differ from its campaign's, else None for both."""
     if link.destination is None and not link.params and link.variant in campaign.bases:
-        return (link_id, link.campaign_id, link.variant, None, None)
+        return link.variant, None, None
     c = campaign.campaign
     destination = link.destination or _destination(c, link.variant)
     base = base_destination(destination, _utm(c, link.variant), link.params)
-    return (link_id, link.campaign_id, link.variant, base, _slot(base, c.click_id_param))
+    return link.variant, base, _slot(base, c.click_id_param)
 
 
 def _slot(base: str, click_id_param: str | None) -> Slot:
     return None if click_id_param is None else click_id_slot(base, click_id_param)
+
+
+def _spread(slot: Slot) -> tuple[str, str] | tuple[None, None]:
+    return (None, None) if slot is None else slot

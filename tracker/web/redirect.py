@@ -71,21 +71,32 @@ class Redirector:
                     return await _page_response(scope, send, 503, UNAVAILABLE)
                 if route is None:
                     return await _page_response(scope, send, 404, NOT_FOUND)
+        (
+            link_id,
+            campaign_id,
+            base,
+            click_id_param,
+            before_click_id,
+            after_click_id,
+            disabled,
+            expires_at_ms,
+            fallback,
+        ) = route
         now_ms = int(time.time() * 1000)
-        if route.disabled or (route.expires_at_ms is not None and now_ms >= route.expires_at_ms):
-            if route.fallback_url is None:
+        if disabled or (expires_at_ms is not None and now_ms >= expires_at_ms):
+            if fallback is None:
                 return await _page_response(scope, send, 410, GONE)
-            return await _redirect(send, route.fallback_url)
+            return await _redirect(send, fallback)
         click_id = new_click_id(now_ms)
         query = scope["query_string"]
-        slot = route.click_id_slot
-        if slot is not None and not query:
-            location = slot[0] + click_id + slot[1]  # finish_destination's result, prepared
+        if before_click_id is not None and not query:
+            # finish_destination's result, prepared
+            location = before_click_id + click_id + after_click_id
         else:
             location = finish_destination(
-                route.base,
+                base,
                 query.decode("utf-8", "replace") if query else "",
-                route.click_id_param,
+                click_id_param,
                 click_id,
             )
         user_agent = referrer = forwarded = None
@@ -101,8 +112,8 @@ class Redirector:
             _new(
                 Click,
                 (
-                    route.link_id,
-                    route.campaign_id,
+                    link_id,
+                    campaign_id,
                     now_ms,
                     click_id,
                     scope["method"],
