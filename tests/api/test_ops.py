@@ -46,3 +46,23 @@ async def test_unknown_page_outside_api_is_html_404(client: httpx.AsyncClient) -
     response = await client.get("/some/where")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_metrics_count_redirects_by_method_and_status(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    issued = await client.post(
+        "/api/v1/links", json={"destination": "https://x.example/"}, headers=auth
+    )
+    code = issued.json()["code"]
+    assert (await client.get(f"/{code}")).status_code == 302
+    assert (await client.get(f"/{code}")).status_code == 302
+    assert (await client.head(f"/{code}")).status_code == 302
+    assert (await client.get("/abcdefgh")).status_code == 404  # a code whose tag fails
+    assert (await client.get("/some/where")).status_code == 404  # no code: through Starlette
+    text = (await client.get("/metrics")).text
+    counted = 'tracker_http_requests_total{method="%s",route_class="redirect",status="%s"} %s'
+    assert counted % ("GET", 302, "2.0") in text
+    assert counted % ("HEAD", 302, "1.0") in text
+    assert counted % ("GET", 404, "2.0") in text  # the redirect's own and Starlette's, summed
+    assert 'tracker_http_request_duration_seconds_count{route_class="redirect"} 5.0' in text

@@ -76,6 +76,10 @@ class Telemetry:
         )
         self.counts: dict[tuple[str, str, int], int] = {}
         self.latency: dict[str, list[float]] = {}  # per route class: bucket counts, then sum
+        # The redirect's own (tracker.app.Front), per method and status: bucket counts, then
+        # sum; its count is the sum of its buckets. One row per request to update, found
+        # with no key to build: the redirect's budget is a few microseconds.
+        self.redirects: dict[str, dict[int, list[float]]] = {"GET": {}, "HEAD": {}}
         self.registry.register(_RequestCollector(self))
 
     def observe(self, kind: str, method: str, status: int, seconds: float) -> None:
@@ -91,14 +95,31 @@ class Telemetry:
 
     def observe_redirect(self, method: str, status: int, seconds: float) -> None:
         """``observe`` for the redirect, whose method is always GET or HEAD."""
-        key = ("redirect", method, status)
-        counts = self.counts
-        counts[key] = counts.get(key, 0) + 1
-        row = self.latency.get("redirect")
+        rows = self.redirects[method]
+        row = rows.get(status)
         if row is None:
-            row = self.latency["redirect"] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+            row = rows[status] = [0.0] * (len(LATENCY_BUCKETS) + 2)
         row[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         row[-1] += seconds
+
+    def request_counts(self) -> dict[tuple[str, str, int], int]:
+        """Requests answered by (route class, method, status), the redirect's included."""
+        counts = dict(self.counts)
+        for method, rows in self.redirects.items():
+            for status, row in rows.items():
+                key = ("redirect", method, status)
+                counts[key] = counts.get(key, 0) + int(sum(row[:-1]))
+        return counts
+
+    def latencies(self) -> dict[str, list[float]]:
+        """Latency rows by route class, the redirect's included."""
+        latency = {kind: list(row) for kind, row in self.latency.items()}
+        for rows in self.redirects.values():
+            for row in rows.values():
+                total = latency.setdefault("redirect", [0.0] * len(row))
+                for index, value in enumerate(row):
+                    total[index] += value
+        return latency
 
     def count_conversions(self, results: Iterable[ConversionResult]) -> None:
         for result in results:
@@ -123,7 +144,7 @@ class _RequestCollector(Collector):
             "HTTP requests answered, by route class, method and status code.",
             labels=("route_class", "method", "status"),
         )
-        for (kind, method, status), count in sorted(self._telemetry.counts.items()):
+        for (kind, method, status), count in sorted(self._telemetry.request_counts().items()):
             requests.add_metric((kind, method, str(status)), count)
         yield requests
         latency = HistogramMetricFamily(
@@ -131,7 +152,7 @@ class _RequestCollector(Collector):
             "Time from request start to the end of the response, by route class.",
             labels=("route_class",),
         )
-        for kind, row in sorted(self._telemetry.latency.items()):
+        for kind, row in sorted(self._telemetry.latencies().items()):
             cumulative, buckets = 0.0, []
             for bound, count in zip((*LATENCY_BUCKETS, "+Inf"), row[:-1], strict=True):
                 cumulative += count
