@@ -220,3 +220,53 @@ async def test_clicks_queued_behind_a_failing_batch_are_released_too() -> None:
     assert first is not None and behind is not None
     await asyncio.wait_for(asyncio.gather(first, behind), 1)  # not after the 5 s retries
     await writer.close(grace=0.05)
+
+
+class CountingSink(Sink):
+    """Records how many batches were being written at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = 0
+        self.most = 0
+
+    async def record_clicks(self, rows: Sequence[ClickRow]) -> None:
+        self.writing += 1
+        self.most = max(self.most, self.writing)
+        try:
+            await super().record_clicks(rows)
+        finally:
+            self.writing -= 1
+
+
+@pytest.mark.parametrize("in_flight", [1, 2, 3])
+async def test_at_most_in_flight_batches_are_written_at_once(in_flight: int) -> None:
+    sink = CountingSink()
+    sink.gate = asyncio.Event()
+    writer = ClickWriter(sink.record_clicks, prepare, durable=True, in_flight=in_flight)
+    futures = []
+    for n in range(6):  # one at a time: each free writing task takes what is queued
+        futures.append(writer.submit(click(n)))
+        await asyncio.sleep(0)
+    assert sink.writing == in_flight
+    assert not any(f is not None and f.done() for f in futures)  # durable: none answered yet
+    sink.gate.set()
+    await asyncio.gather(*[f for f in futures if f is not None])
+    await writer.close()
+    assert sink.most == in_flight
+    assert sorted(sink.written) == sorted(f"id{n}" for n in range(6))  # each once
+    assert writer.recorded == 6
+
+
+async def test_close_with_two_in_flight_counts_both_batches_and_the_queue() -> None:
+    sink = Sink()
+    sink.gate = asyncio.Event()
+    writer = ClickWriter(sink.record_clicks, prepare, durable=True, in_flight=2)
+    futures = []
+    for n in range(3):
+        futures.append(writer.submit(click(n)))
+        await asyncio.sleep(0)  # the first two go to the two writing tasks
+    await writer.close(grace=0.05)
+    assert all(f is not None and f.done() for f in futures)
+    assert writer.dropped == 3
+    assert sink.written == []

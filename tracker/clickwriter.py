@@ -11,7 +11,10 @@ load each commit carries many clicks. Two modes:
   ``linger`` (5 ms) and commit together. A ``kill -9`` loses what was queued (a few
   milliseconds' worth); a SIGTERM drains it.
 
-A batch that fails is retried with backoff for ``retry_seconds``, then dropped. When the
+With ``in_flight`` > 1, that many batches may be written at once (the click process takes
+the next one while the last commits, decision 0011); each is taken from the queue as a
+writing task comes free. A batch that fails is retried with backoff for ``retry_seconds``,
+then dropped. When the
 queue holds ``queue_size`` clicks, new ones are dropped. Either way the redirect still goes
 out, and every dropped click is counted (``dropped``, exported to /metrics).
 """
@@ -50,6 +53,7 @@ class ClickWriter:
         retry_seconds: float = 60.0,
         max_wait: float = 2.0,
         linger: float = 0.005,
+        in_flight: int = 1,
     ) -> None:
         self.durable = durable
         self._write_rows = write
@@ -61,9 +65,10 @@ class ClickWriter:
         self._max_wait = max_wait
         self._linger = linger
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._in_flight = in_flight
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        self._writing: list[_Entry] = []
+        self._writing: list[list[_Entry]] = []  # per writing task, the batch it writes
         self.recorded = 0
         self.dropped = 0
         self.failures = 0
@@ -74,8 +79,8 @@ class ClickWriter:
 
     def submit(self, click: Click) -> asyncio.Future[None] | None:
         """Queue ``click``; in durable mode, a future that completes once it is committed."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="click-writer")
+        if not self._tasks:
+            self._start()
         if len(self._queue) >= self._queue_size or self._closing:
             self.dropped += 1
             return None
@@ -92,19 +97,29 @@ class ClickWriter:
         """
         self._closing = True
         self._wake.set()
-        if self._task is None:
+        if not self._tasks:
             return
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), grace)
+            await asyncio.wait_for(asyncio.shield(asyncio.gather(*self._tasks)), grace)
         except TimeoutError:
-            self._task.cancel()
-            lost = [*self._writing, *self._queue]
+            for task in self._tasks:
+                task.cancel()
+            lost = [*(entry for batch in self._writing for entry in batch), *self._queue]
             self.dropped += len(lost)
             self._release(lost)
             self._queue.clear()
             log.error("click writer: %d clicks not written at shutdown", len(lost))
 
-    async def _run(self) -> None:
+    def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for number in range(self._in_flight):
+            writing: list[_Entry] = []
+            self._writing.append(writing)
+            self._tasks.append(loop.create_task(self._run(writing), name=f"click-writer-{number}"))
+
+    async def _run(self, writing: list[_Entry]) -> None:
+        """One writing task: takes what is queued, writes it, and again. ``writing`` holds
+        the batch being written (for ``close``)."""
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -113,15 +128,18 @@ class ClickWriter:
                     # Fast mode: let a batch gather for a few milliseconds. Under load that
                     # turns many tiny commits, each a trip to the writer thread, into few.
                     await asyncio.sleep(self._linger)
+                    if not self._queue:
+                        break  # another writing task took it meanwhile
                 if len(self._queue) <= self._batch_size:  # the usual case: take it all
                     batch = list(self._queue)
                     self._queue.clear()
                 else:
                     batch = [self._queue.popleft() for _ in range(self._batch_size)]
-                self._writing = batch
+                writing[:] = batch
                 await self._write(batch)
-                self._writing = []
+                writing.clear()
             if self._closing:
+                self._wake.set()  # for the other writing tasks, woken once already
                 return
 
     async def _write(self, batch: list[_Entry]) -> None:

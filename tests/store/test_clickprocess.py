@@ -154,12 +154,12 @@ async def test_a_dead_child_is_started_again(store: SqliteStore, noticed: bool) 
     batch that finds out fails (the click writer retries it), the next one starts it."""
     campaign_id = await _campaign_id(store)
     process = store._clicks
-    assert process is not None and process._child is not None
+    assert process is not None and process._child is not None and process._answers is not None
     first = process._child
     first.kill()
     hits = _hits(5, campaign_id)
     if noticed:
-        await first.wait()
+        await process._answers.exited
     else:
         with pytest.raises(StoreError, match="stopped"):
             await store.record_hits(hits)
@@ -168,24 +168,45 @@ async def test_a_dead_child_is_started_again(store: SqliteStore, noticed: bool) 
     assert _stored(store.path) == _expected(hits)
 
 
+async def test_batches_in_flight_together_each_get_their_own_answer(store: SqliteStore) -> None:
+    """Handed over at once, answered in order: a failing batch between two good ones fails
+    alone, and each good one returns once it is stored."""
+    campaign_id = await _campaign_id(store)
+    first, third = _hits(3, campaign_id), _hits(2, campaign_id, 10)
+    bad = [_hits(1, campaign_id, 20)[0]._replace(link_id=None)]
+    tasks = [asyncio.create_task(store.record_hits(b)) for b in (first, bad, third)]
+    await asyncio.sleep(0)
+    assert store._clicks is not None and store._clicks._answers is not None
+    assert len(store._clicks._answers.waiting) == 3  # all three handed over, none answered
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], StoreError) and "NOT NULL" in str(results[1])
+    assert _stored(store.path) == _expected(first + third)
+
+
 async def test_a_batch_cancelled_in_flight_does_not_answer_for_the_next(
     store: SqliteStore,
 ) -> None:
-    """After a cancelled ``record`` the old child's answer is never read for a new batch."""
+    """A cancelled ``record``'s batch was handed over: the child still writes it, and its
+    answer is read in its turn and dropped — the next batch gets its own (here, a refusal),
+    from the same child."""
     campaign_id = await _campaign_id(store)
     process = store._clicks
     assert process is not None
     first = process._child
-    task = asyncio.create_task(store.record_hits(_hits(3, campaign_id)))
+    cancelled = _hits(3, campaign_id)
+    task = asyncio.create_task(store.record_hits(cancelled))
     await asyncio.sleep(0)  # sent, not yet answered
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert process._child is None
-    later = _hits(2, campaign_id, 10)
+    bad = [_hits(1, campaign_id, 10)[0]._replace(link_id=None)]
+    with pytest.raises(StoreError, match="NOT NULL"):
+        await store.record_hits(bad)
+    later = _hits(2, campaign_id, 20)
     await store.record_hits(later)
-    assert process._child is not None and process._child is not first
-    assert [row[3] for row in _stored(store.path)][-2:] == [row.click_id for row in later]
+    assert process._child is first
+    assert _stored(store.path) == _expected(cancelled + later)
 
 
 async def test_close_ends_the_child(tmp_path: Path) -> None:
@@ -193,9 +214,9 @@ async def test_close_ends_the_child(tmp_path: Path) -> None:
     await store.open()
     assert store._clicks is not None
     child = store._clicks._child
-    assert child is not None and child.returncode is None
+    assert child is not None and child.get_returncode() is None
     await store.close()
-    assert child.returncode == 0
+    assert child.get_returncode() == 0
 
 
 def test_the_child_answers_each_frame_and_stops_at_end_of_input(tmp_path: Path) -> None:

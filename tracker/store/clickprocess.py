@@ -10,8 +10,9 @@ TRUSTED_PROXIES IP_STORAGE FOLD_SECONDS`` — classifies them (``tracker.clicks.
 agent, bot rules, address), inserts them in one transaction and answers when it has
 committed; between batches it keeps the click rollup current (``serve``). A never-seen
 User-Agent's parse (about a millisecond) happens there, not on the event loop.
-``SqliteStore.record_hits`` still holds the store's write lock around each batch, so clicks
-never wait on SQLite's busy timeout for the server's own writes (and the other way round).
+``SqliteStore.record_hits`` holds the store's write lock around each batch, shared with the
+batches in flight beside it (``tracker.store.writelock``), so clicks never wait on SQLite's
+busy timeout for the server's own writes (and the other way round).
 
 The pipe's frames: the server sends ``<u32 length><JSON array of clicks>``; the child
 answers ``\\x00`` (committed) or ``\\x01<u32 length><message>`` (nothing written). The child
@@ -33,6 +34,7 @@ import sqlite3
 import struct
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, cast
@@ -60,16 +62,24 @@ class Preparation:
 
 
 class ClickProcess:
-    """The server's end: ``record`` sends a batch and returns once the child committed it."""
+    """The server's end: ``record`` sends a batch and returns once the child committed it.
+
+    Batches may be handed over while earlier ones are still being written: the child takes
+    them in order from its pipe and answers in the same order, so the next batch is ready
+    when the last one commits (the click writer keeps two in flight)."""
 
     def __init__(self, path: str, preparation: Preparation, fold_seconds: float = 0) -> None:
         self.path = path
         self.preparation = preparation
         self.fold_seconds = fold_seconds  # the child keeps the click rollup current (0: no)
-        self._child: asyncio.subprocess.Process | None = None
+        self._child: asyncio.SubprocessTransport | None = None
+        self._answers: _Answers | None = None
+        self._restarting = asyncio.Lock()
 
     async def start(self) -> None:
-        self._child = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        self._child, self._answers = await loop.subprocess_exec(
+            _Answers,
             sys.executable,
             "-m",
             __name__,
@@ -79,69 +89,119 @@ class ClickProcess:
             str(self.fold_seconds),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            stderr=None,
         )
 
     async def record(self, clicks: Sequence[Click]) -> None:
         """Classify and write ``clicks`` in one transaction (a click id already stored is
         skipped). Raises ``StoreError`` when the child could not, or is gone."""
-        if self._child is None or self._child.returncode is not None:
-            await self._restart()
-        child = self._child
-        assert child is not None and child.stdin is not None and child.stdout is not None
+        if self._answers is None or self._answers.gone:
+            async with self._restarting:  # one restart for all the batches that found it
+                if self._answers is None or self._answers.gone:
+                    await self._restart()
+        child, answers = self._child, self._answers
+        assert child is not None and answers is not None
         try:
             payload = orjson.dumps(clicks, default=tuple)  # Click, a tuple subclass
         except orjson.JSONEncodeError as error:  # e.g. a lone surrogate: never from a redirect
             raise StoreError(f"clicks not serialisable: {error}") from error
-        try:
-            child.stdin.write(_LENGTH.pack(len(payload)) + payload)
-            await child.stdin.drain()
-            answer = await child.stdout.readexactly(1)
-            if answer == _OK:
-                return
-            (size,) = _LENGTH.unpack(await child.stdout.readexactly(_LENGTH.size))
-            message = (await child.stdout.readexactly(size)).decode("utf-8", "replace")
-        except (OSError, asyncio.IncompleteReadError) as error:
-            # The child is gone (or its pipe broke): whether the batch committed is unknown,
-            # so it is retried — a click id already stored is skipped.
-            await self._reap()
-            raise StoreError(f"click writer process stopped: {error!r}") from error
-        except asyncio.CancelledError:
-            # Its answer would be read as the next batch's: this child is done with.
-            self._child = None
-            with contextlib.suppress(ProcessLookupError):
-                child.kill()
-            raise
-        raise StoreError(f"clicks not written: {message}")
+        stdin = cast(asyncio.WriteTransport, child.get_pipe_transport(0))
+        answer = asyncio.get_running_loop().create_future()
+        answers.waiting.append(answer)
+        stdin.write(_LENGTH.pack(len(payload)) + payload)
+        # Cancelled, this leaves its answer to be read and dropped in its turn: the answers
+        # of the batches behind it stay theirs.
+        message = await answer
+        if message is not None:
+            raise StoreError(f"clicks not written: {message}")
 
     async def close(self) -> None:
-        """Close the child's stdin and wait for it to finish its batch and exit."""
-        child, self._child = self._child, None
-        if child is None:
+        """Close the child's stdin and wait for it to finish its batches and exit."""
+        child, answers = self._child, self._answers
+        self._child = self._answers = None
+        if child is None or answers is None:
             return
-        if child.stdin is not None:
-            child.stdin.close()
+        cast(asyncio.WriteTransport, child.get_pipe_transport(0)).close()
         try:
-            await asyncio.wait_for(child.wait(), 10)
+            await asyncio.wait_for(asyncio.shield(answers.exited), 10)
         except TimeoutError:
-            child.kill()
-            await child.wait()
+            await self._end(child, answers)
+        child.close()
 
     async def _restart(self) -> None:
-        if self._child is not None:
-            code = self._child.returncode
-            log.warning("click writer process exited (%s); starting it again", code)
-        await self._reap()
+        child, answers = self._child, self._answers
+        if child is not None and answers is not None:
+            code = child.get_returncode()
+            log.warning("click writer process stopped (%s); starting it again", code)
+            await self._end(child, answers)
+        self._child = self._answers = None
         try:
             await self.start()
         except OSError as error:
             raise StoreError(f"cannot start the click writer process: {error}") from error
 
-    async def _reap(self) -> None:
-        child, self._child = self._child, None
-        if child is not None and child.returncode is None:
+    @staticmethod
+    async def _end(child: asyncio.SubprocessTransport, answers: _Answers) -> None:
+        if child.get_returncode() is None:
             with contextlib.suppress(ProcessLookupError):
                 child.kill()
-            await child.wait()
+        await asyncio.shield(answers.exited)
+        child.close()
+
+
+class _Answers(asyncio.SubprocessProtocol):
+    """The child's answers, matched in order to the batches waiting for them."""
+
+    def __init__(self) -> None:
+        self.waiting: deque[asyncio.Future[str | None]] = deque()
+        self.gone = False  # the child takes no more batches
+        self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._buffer = bytearray()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        if fd != 1:
+            return
+        buffer = self._buffer
+        buffer += cast(bytes, data)
+        while buffer:
+            if buffer[0] == _OK[0]:
+                del buffer[:1]
+                self._answer(None)
+                continue
+            end = 1 + _LENGTH.size
+            if len(buffer) < end:
+                return
+            end += _LENGTH.unpack_from(buffer, 1)[0]
+            if len(buffer) < end:
+                return
+            self._answer(bytes(buffer[1 + _LENGTH.size : end]).decode("utf-8", "replace"))
+            del buffer[:end]
+
+    def _answer(self, message: str | None) -> None:
+        if not self.waiting:
+            log.error("click writer process: an answer for no batch")
+            return
+        waiting = self.waiting.popleft()
+        if not waiting.done():  # else its ``record`` was cancelled
+            waiting.set_result(message)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._stop(f"its output closed ({exc!r})")
+
+    def process_exited(self) -> None:
+        self._stop("it exited")
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def _stop(self, why: str) -> None:
+        # Whether the batches in flight committed is unknown: they fail and are retried (a
+        # click id already stored is skipped).
+        self.gone = True
+        while self.waiting:
+            waiting = self.waiting.popleft()
+            if not waiting.done():
+                waiting.set_exception(StoreError(f"click writer process stopped: {why}"))
 
 
 # --- the child --------------------------------------------------------------------------

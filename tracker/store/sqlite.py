@@ -50,6 +50,7 @@ from tracker.store.base import StoreError
 from tracker.store.clickprocess import ClickProcess, Preparation
 from tracker.store.migrations import migrate_sqlite
 from tracker.store.sqlite_results import MMAP
+from tracker.store.writelock import WriteLock
 
 log = logging.getLogger("tracker.store")
 
@@ -133,7 +134,7 @@ class SqliteStore:
         self._lookup_uri = Path(path).absolute().as_uri() + "?mode=ro"
         self._snapshot_at = float("-inf")
         self._checkpointer = Checkpointer(path, on_tick=self._end_stale_snapshot)
-        self._write_lock = asyncio.Lock()
+        self._write_lock = WriteLock()
         self._roller: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._secret: bytes | None = None
@@ -187,7 +188,7 @@ class SqliteStore:
         for conn in (self._writer, self._reader):
             if conn is not None:
                 await conn.close()
-        async with self._write_lock:  # no fold is still running in its thread
+        async with self._write_lock.exclusive():  # no fold is still running in its thread
             for plain in (self._lookup, self._folder):
                 if plain is not None:
                     plain.close()
@@ -222,7 +223,7 @@ class SqliteStore:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._write_lock:
+        async with self._write_lock.exclusive():
             conn = self._w
             try:
                 await conn.execute("BEGIN IMMEDIATE")
@@ -501,7 +502,7 @@ class SqliteStore:
         few hundred clicks had a new size almost every time, and compiling the statement
         cost about as much as running it."""
         try:
-            async with self._write_lock:
+            async with self._write_lock.exclusive():
                 for sql, values in _click_statements(rows):
                     await self._w.execute(sql, values)
         except (aiosqlite.Error, sqlite3.Error, ValueError) as error:
@@ -517,7 +518,7 @@ class SqliteStore:
         already stored is skipped. Raises ``StoreError``."""
         if self._clicks is None:
             raise StoreError("this store was opened without a click process")
-        async with self._write_lock:
+        async with self._write_lock.shared():
             await self._clicks.record(clicks)
 
     async def reclassify_clicks(
@@ -793,7 +794,7 @@ class SqliteStore:
         folder = self._folder
         if folder is None:
             raise StoreError("the store is not open")
-        async with self._write_lock:
+        async with self._write_lock.exclusive():
             fold = asyncio.ensure_future(asyncio.to_thread(fold_transaction, folder, limit))
             try:
                 return await asyncio.shield(fold)

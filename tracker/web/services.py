@@ -35,8 +35,10 @@ class Services:
             settings.campaign_cache_seconds,
             settings.link_index_size,
         )
+        in_flight = 1
         if store.prepares_clicks:  # classified in the click process, off the event loop
             write, prepare = store.record_hits, list
+            in_flight = 2  # the next batch waits in the process's pipe while one commits
         else:
             write = store.record_clicks
             prepare = partial(
@@ -51,6 +53,7 @@ class Services:
             queue_size=settings.click_queue_size,
             batch_size=settings.click_batch_size,
             retry_seconds=settings.click_retry_seconds,
+            in_flight=in_flight,
         )
         self.telemetry.watch(self.writer)
         self._codes: CodeBook | None = None
