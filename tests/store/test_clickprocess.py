@@ -326,3 +326,20 @@ def test_the_server_writes_clicks_through_the_writer_configured(
     finally:
         conn.close()
     assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+
+
+@pytest.mark.parametrize(
+    ("durability", "process", "in_flight"),
+    [("durable", True, 2), ("fast", True, 1), ("durable", False, 1), ("fast", False, 1)],
+)
+def test_durable_redirects_keep_two_batches_in_flight_to_the_process(
+    tmp_path: Path, durability: str, process: bool, in_flight: int
+) -> None:
+    """Only where a redirect waits on its commit and the child can take a batch while it
+    writes the last: durable mode with the click process (decision 0011)."""
+    from tracker.config import Settings
+    from tracker.web.services import Services
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 't.db'}", click_durability=durability)
+    store = SqliteStore(str(tmp_path / "t.db"), click_process=Preparation() if process else None)
+    assert Services(settings, store).writer._in_flight == in_flight

@@ -35,10 +35,14 @@ class Services:
             settings.campaign_cache_seconds,
             settings.link_index_size,
         )
+        durable = settings.click_durability == "durable"
         in_flight = 1
         if store.prepares_clicks:  # classified in the click process, off the event loop
             write, prepare = store.record_hits, list
-            in_flight = 2  # the next batch waits in the process's pipe while one commits
+            # Durable redirects wait for their commit: the next batch waits in the process's
+            # pipe while one commits (decision 0011). In fast mode nobody waits on a commit,
+            # and one batch at a time makes fewer, bigger ones.
+            in_flight = 2 if durable else 1
         else:
             write = store.record_clicks
             prepare = partial(
@@ -49,7 +53,7 @@ class Services:
         self.writer = ClickWriter(
             write,
             prepare,
-            durable=settings.click_durability == "durable",
+            durable=durable,
             queue_size=settings.click_queue_size,
             batch_size=settings.click_batch_size,
             retry_seconds=settings.click_retry_seconds,
