@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from tracker.addresses import IpStorage, Network, client_address, stored_address
 from tracker.agents import classify
-from tracker.models import Click, ClickRow
+from tracker.models import ClickFields, ClickRow
 
 MAX_USER_AGENT = 512
 MAX_REFERRER = 1024
@@ -21,25 +21,23 @@ _new = tuple.__new__
 
 
 def to_rows(
-    clicks: Iterable[Click], trusted: Sequence[Network], ip_storage: IpStorage
+    clicks: Iterable[ClickFields], trusted: Sequence[Network], ip_storage: IpStorage
 ) -> list[ClickRow]:
+    """The rows of ``clicks`` (``Click``s, or their fields in a plain tuple or list)."""
     rows = []
-    for click in clicks:
-        user_agent = click.user_agent[:MAX_USER_AGENT]
-        kind, rule, device, os, browser = _classify(user_agent, click.method)
-        address = (
-            click.peer if not trusted else client_address(click.peer, click.forwarded_for, trusted)
-        )
-        referrer = click.referrer
+    for link_id, campaign_id, at_ms, click_id, method, agent, peer, forwarded, referrer in clicks:
+        user_agent = agent[:MAX_USER_AGENT]
+        kind, rule, device, os, browser = _classify(user_agent, method)
+        address = peer if not trusted else client_address(peer, forwarded, trusted)
         rows.append(
             _new(
                 ClickRow,
                 (
-                    click.link_id,
-                    click.campaign_id,
-                    click.clicked_at_ms,
-                    click.click_id,
-                    click.method,
+                    link_id,
+                    campaign_id,
+                    at_ms,
+                    click_id,
+                    method,
                     kind,
                     rule,
                     device,

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from tracker.models import Click
+from tracker.models import ClickFields
 from tracker.store.base import StoreError
 
 log = logging.getLogger("tracker.clicks")
@@ -36,9 +36,9 @@ log = logging.getLogger("tracker.clicks")
 # ``prepare`` turns a batch of clicks into what ``write`` stores in one go: rows classified
 # here (``tracker.clicks.to_rows``), or the clicks as they are for a store that prepares them
 # itself, away from the event loop (decision 0011).
-Prepare = Callable[[Sequence[Click]], Sequence[Any]]
+Prepare = Callable[[Sequence[ClickFields]], Sequence[Any]]
 Write = Callable[[Sequence[Any]], Awaitable[None]]
-_Entry = tuple[Click, "asyncio.Future[None] | None"]
+_Entry = tuple[ClickFields, "asyncio.Future[None] | None"]
 
 
 class ClickWriter:
@@ -77,7 +77,7 @@ class ClickWriter:
     def queued(self) -> int:
         return len(self._queue)
 
-    def submit(self, click: Click) -> asyncio.Future[None] | None:
+    def submit(self, click: ClickFields) -> asyncio.Future[None] | None:
         """Queue ``click``; in durable mode, a future that completes once it is committed."""
         if not self._tasks:
             self._start()

@@ -115,6 +115,12 @@ class Click(NamedTuple):
     referrer: str | None
 
 
+# A Click's fields as a plain tuple, in its order: what the redirect makes and queues. Its
+# tuple is built in one step (a NamedTuple's constructor is a Python call), and orjson
+# writes it to the click process without a callback per click. A Click is one of these.
+ClickFields = tuple[int, int | None, int, str, str, str, str | None, str | None, str | None]
+
+
 class ClickRow(NamedTuple):
     """A click as stored: classified, its address resolved and anonymised, fields truncated."""
 

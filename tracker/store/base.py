@@ -13,7 +13,7 @@ from tracker.models import (
     Campaign,
     CampaignResults,
     CampaignSpec,
-    Click,
+    ClickFields,
     ClickRow,
     ConversionInput,
     ConversionResult,
@@ -67,7 +67,7 @@ class HitSink(Protocol):
         """Whether ``record_hits`` can be used: the store classifies raw clicks itself."""
         ...
 
-    async def record_hits(self, clicks: Sequence[Click]) -> None:
+    async def record_hits(self, clicks: Sequence[ClickFields]) -> None:
         """As ``record_clicks``, for clicks not yet classified or anonymised."""
 
 

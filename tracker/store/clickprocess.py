@@ -43,7 +43,7 @@ import orjson
 
 from tracker.addresses import IpStorage, parse_networks
 from tracker.clicks import to_rows
-from tracker.models import Click
+from tracker.models import ClickFields
 from tracker.store.base import StoreError
 
 log = logging.getLogger("tracker.store")
@@ -92,7 +92,7 @@ class ClickProcess:
             stderr=None,
         )
 
-    async def record(self, clicks: Sequence[Click]) -> None:
+    async def record(self, clicks: Sequence[ClickFields]) -> None:
         """Classify and write ``clicks`` in one transaction (a click id already stored is
         skipped). Raises ``StoreError`` when the child could not, or is gone."""
         if self._answers is None or self._answers.gone:
@@ -102,7 +102,7 @@ class ClickProcess:
         child, answers = self._child, self._answers
         assert child is not None and answers is not None
         try:
-            payload = orjson.dumps(clicks, default=tuple)  # Click, a tuple subclass
+            payload = orjson.dumps(clicks, default=tuple)  # a Click: a tuple subclass
         except orjson.JSONEncodeError as error:  # e.g. a lone surrogate: never from a redirect
             raise StoreError(f"clicks not serialisable: {error}") from error
         stdin = cast(asyncio.WriteTransport, child.get_pipe_transport(0))
@@ -256,7 +256,6 @@ def serve(
 
     trusted = parse_networks(preparation.trusted_proxies)
     ip_storage = cast(IpStorage, preparation.ip_storage)
-    make = Click._make
     frames = _Frames(source)
     folding = fold_seconds > 0
     fold_at = time.monotonic() + fold_seconds
@@ -284,7 +283,7 @@ def serve(
                 )
                 continue
             try:
-                rows = to_rows(map(make, orjson.loads(payload)), trusted, ip_storage)
+                rows = to_rows(orjson.loads(payload), trusted, ip_storage)  # lists: fine
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     insert_clicks(conn, rows)

@@ -29,7 +29,7 @@ from tracker.models import (
     Campaign,
     CampaignResults,
     CampaignSpec,
-    Click,
+    ClickFields,
     ClickRow,
     ConversionInput,
     ConversionResult,
@@ -513,7 +513,7 @@ class SqliteStore:
         """Whether ``record_hits`` takes raw clicks (a click process was asked for)."""
         return self._clicks is not None
 
-    async def record_hits(self, clicks: Sequence[Click]) -> None:
+    async def record_hits(self, clicks: Sequence[ClickFields]) -> None:
         """Classify and write ``clicks`` in the click process, in one transaction; a click id
         already stored is skipped. Raises ``StoreError``."""
         if self._clicks is None:

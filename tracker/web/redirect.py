@@ -17,7 +17,6 @@ from starlette.types import Receive, Scope, Send
 
 from tracker.clickwriter import ClickWriter
 from tracker.codes import CodeBook, new_click_id
-from tracker.models import Click
 from tracker.store.base import StoreError
 from tracker.urls import finish_destination
 from tracker.web.linkcache import LinkCache
@@ -42,7 +41,6 @@ _HTML = (b"content-type", b"text/html; charset=utf-8")
 _EMPTY = (b"content-length", b"0")
 # The 302's body message is the same every time: one dict, never mutated by the server.
 _NO_BODY = {"type": "http.response.body", "body": b""}
-_new = tuple.__new__  # a Click without its NamedTuple constructor's Python call
 
 
 class Redirector:
@@ -109,19 +107,16 @@ class Redirector:
                 forwarded = value.decode("latin-1")
         client = scope.get("client")
         waiter = self._writer.submit(
-            _new(
-                Click,
-                (
-                    link_id,
-                    campaign_id,
-                    now_ms,
-                    click_id,
-                    scope["method"],
-                    user_agent or "",
-                    client[0] if client else None,
-                    forwarded,
-                    referrer,
-                ),
+            (  # a Click's fields (tracker.models.ClickFields)
+                link_id,
+                campaign_id,
+                now_ms,
+                click_id,
+                scope["method"],
+                user_agent or "",
+                client[0] if client else None,
+                forwarded,
+                referrer,
             )
         )
         if waiter is not None:
