@@ -159,11 +159,15 @@ async def test_cached_links_leave_the_garbage_collector_alone() -> None:
     its first passes (one for the tuple inside, one for the entry), long before they get
     old, so a full cache adds nothing to its full collections."""
     cache = LinkCache(Reader())
+    await cache.load_index()
     await cache.route("c1", 1)  # the campaign's base
     await cache.route("c3", 3)  # params: a base of its own
+    assert cache.indexed("c4", 4) is not None  # into the hot table
     gc.collect(0)
     gc.collect(1)
     assert not any(gc.is_tracked(entry) for entry in cache._links.values())
+    hot = [entry for entry in cache._hot if entry is not None]
+    assert hot and not any(gc.is_tracked(entry) for entry in hot)
 
 
 async def test_a_hit_on_an_ad_hoc_link_keeps_it_in_the_cache() -> None:
@@ -197,16 +201,44 @@ async def test_indexed_links_need_no_link_read() -> None:
     assert cache.indexed("c1000", 1000) is None  # beyond the newest link
 
 
-async def test_an_indexed_hit_enters_the_lru() -> None:
+async def test_indexed_hits_stay_out_of_the_lru() -> None:
+    """A link the index serves goes to the hot table, not the LRU: a stream of links tapped
+    once evicts nothing there, and a hit needs no decode, index or store."""
     reader = Reader()
     cache = LinkCache(reader, size=2)
     await cache.load_index()
-    await cache.route("c2", 2)
-    assert cache.indexed("c4", 4) is not None
-    assert cache.cached("c4") == cache.indexed("c4", 4)
-    assert cache.indexed("c5", 5) is not None
-    assert cache.cached("c2") is None  # evicted: the LRU stays bounded
+    await cache.route("c2", 2)  # read from the store: into the LRU
+    route = cache.indexed("c4", 4)
+    assert route is not None and cache.cached("c4") == route
+    for n in range(5, 500):
+        if n % 3:  # indexed (no params of their own)
+            assert cache.indexed(f"c{n}", n) is not None
+    assert cache.cached("c2") is not None  # still in the LRU
+    assert list(cache._links) == ["c2"]
     assert reader.link_reads == ["c2"]
+
+
+async def test_a_hot_slot_holds_the_last_code_that_fell_there() -> None:
+    reader = Reader()
+    cache = LinkCache(reader)
+    await cache.load_index()
+    await cache.route("c2", 2)
+    slots: dict[int, int] = {}
+    for n in range(1, 999):
+        slot = hash(f"c{n}") & (linkcache.HOT_SLOTS - 1)
+        if n % 3 and slot in slots:
+            first, second = slots[slot], n
+            break
+        if n % 3:
+            slots[slot] = n
+    else:
+        pytest.skip("no two indexed codes share a slot under this hash seed")
+    assert cache.indexed(f"c{first}", first) is not None
+    assert cache.indexed(f"c{second}", second) is not None
+    assert cache.cached(f"c{first}") is None  # overwritten: found again through the index
+    assert cache.cached(f"c{second}") is not None
+    assert cache.indexed(f"c{first}", first) is not None
+    assert cache.cached(f"c{first}") is not None
 
 
 async def test_links_read_from_the_store_join_the_index() -> None:
