@@ -5,13 +5,11 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from time import perf_counter
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import Receive, Scope, Send
 
 from tracker.config import Settings
 from tracker.store import open_store
@@ -28,7 +26,7 @@ from tracker.web.errors import (
     handle_store_error,
     handle_unexpected,
 )
-from tracker.web.redirect import Redirector
+from tracker.web.redirect import Front
 from tracker.web.services import Services
 from tracker.web.telemetry import TelemetryMiddleware
 
@@ -59,47 +57,6 @@ ROUTES: list[BaseRoute] = [
     Mount("/api", routes=API_ROUTES, middleware=[Middleware(AuthMiddleware)]),
     DASHBOARD,
 ]
-
-# One-segment paths that belong to Starlette even though they look like codes.
-RESERVED = frozenset({"/healthz", "/readyz", "/metrics", "/api", "/dashboard"})
-
-
-def is_code_path(path: str) -> bool:
-    """``/`` followed by one run of ASCII letters and digits, not a reserved name (``Front``
-    makes the same check inline)."""
-    code = path[1:]
-    return code.isalnum() and code.isascii() and path not in RESERVED
-
-
-class Front:
-    """The ASGI entry point: ``GET|HEAD /{code}`` goes straight to the redirector, before
-    Starlette's router (which alone costs about half of a bare request); everything else —
-    and the lifespan — goes to the Starlette app."""
-
-    def __init__(self, app: Starlette, services: Services) -> None:
-        self.services = services
-        self._app = TelemetryMiddleware(app, services.telemetry)
-        self._observe = services.telemetry.observe_redirect
-        self._redirector: Redirector | None = None  # bound at the first redirect
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Every step here runs once per redirect, and in the server each costs several times
-        # what it does alone (bench/README.md): the code path check is inlined
-        # (``is_code_path``), the redirector looked up once, not through the property.
-        if scope["type"] == "http":
-            method = scope["method"]
-            if method == "GET" or method == "HEAD":
-                path = scope["path"]
-                code = path[1:]
-                if code.isalnum() and code.isascii() and path not in RESERVED:
-                    redirector = self._redirector
-                    if redirector is None:
-                        redirector = self._redirector = self.services.redirector
-                    started = perf_counter()
-                    status = await redirector(scope, receive, send)
-                    self._observe(method, status, perf_counter() - started)
-                    return
-        await self._app(scope, receive, send)
 
 
 def create_app(settings: Settings, store: Store | None = None) -> Front:
@@ -150,7 +107,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Front:
         },
     )
     app.state.services = services
-    return Front(app, services)
+    return Front(TelemetryMiddleware(app, services.telemetry), services)
 
 
 def create_app_from_env() -> Front:

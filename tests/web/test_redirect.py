@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from tests.conftest import BASE_URL
-from tracker.app import create_app, is_code_path
+from tracker.app import create_app
 from tracker.config import Settings
 from tracker.store.base import StoreError
 from tracker.store.sqlite import SqliteStore
+from tracker.web.redirect import is_code_path
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "

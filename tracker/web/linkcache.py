@@ -1,10 +1,12 @@
 """The redirect's view of links and campaigns, cached in process.
 
-A link never changes once issued (docs/decisions/0004), so its entry — the destination
-prepared up to the per-request steps — is cached without expiry in a bounded LRU, and every
-link that takes its campaign's destination as it is also sits in the link index
-(``tracker.linkindex``, 4 bytes a link, filled at startup by ``load_index``): a link met for
-the first time then needs no store read either (docs/decisions/0010). What can
+A link never changes once issued (docs/decisions/0004), so its route — the destination
+prepared up to the per-request steps — is cached without expiry. Every link that takes its
+campaign's destination as it is sits in the link index (``tracker.linkindex``, 4 bytes a
+link, filled at startup by ``load_index``): met for the first time it needs no store read,
+and its route is kept in a small direct-mapped table (``HOT_SLOTS``). The other links —
+a destination or parameters of their own, or no campaign — are read from the store on a
+miss and kept in a bounded LRU (docs/decisions/0010). What can
 change is the campaign's state (disabled, expiry, fallback): campaigns are cached apart and
 re-read after ``campaign_seconds``; a change made through this process's API drops the
 entry at once (``forget_campaign``), so this process stops redirecting the old way

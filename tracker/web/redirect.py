@@ -1,25 +1,32 @@
-"""The hot path: ``GET|HEAD /{code}`` → 302, with the click handed to the click writer.
+"""The front door and the hot path: ``GET|HEAD /{code}`` → 302, with the click handed to the
+click writer.
 
-Dispatched before Starlette's router (see ``tracker.app.Front``). Per request it does: a
-cache lookup — on a miss, the code's tag check (a forged code is a 404 without any store
-read), its link id, the link index, and only for a link not in it a primary-key read that
-stays on the event loop — then the
-per-request part of the destination, a fresh click id, and a ``submit`` to the click
-writer. No SQL write, no user-agent parsing, no JSON: those happen in the writer.
+``Front`` is the ASGI app uvicorn runs. It answers a redirect itself, before Starlette's
+router (which alone costs about half of a bare request), and hands every other request —
+and the lifespan — to the Starlette app. Per redirect it does: a cache lookup — on a miss,
+the code's tag check (a forged code is a 404 without any store read), its link id, the link
+index, and only for a link not in it a primary-key read that stays on the event loop — then
+the per-request part of the destination, a fresh click id, a ``submit`` to the click writer,
+the 302, and the request's count and time for /metrics. No SQL write, no user-agent parsing,
+no JSON: those happen in the writer.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from time import perf_counter
+from typing import TYPE_CHECKING
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tracker.clickwriter import ClickWriter
 from tracker.codes import CodeBook, new_click_id
 from tracker.store.base import StoreError
 from tracker.urls import finish_destination
-from tracker.web.linkcache import LinkCache
+from tracker.web.linkcache import RouteTuple
+
+if TYPE_CHECKING:
+    from tracker.web.services import Services
 
 log = logging.getLogger("tracker.redirect")
 
@@ -43,32 +50,60 @@ _EMPTY = (b"content-length", b"0")
 _NO_BODY = {"type": "http.response.body", "body": b""}
 
 
-class Redirector:
-    def __init__(
-        self, codes: CodeBook, links: LinkCache, writer: ClickWriter, trust_forwarded: bool
-    ) -> None:
-        self._codes = codes
-        self._links = links
-        self._writer = writer
-        self._trust_forwarded = trust_forwarded
+# One-segment paths that belong to Starlette even though they look like codes.
+RESERVED = frozenset({"/healthz", "/readyz", "/metrics", "/api", "/dashboard"})
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> int:
-        """Answer the request; returns the status sent (for the caller's metrics)."""
-        code = scope["path"][1:]
+
+def is_code_path(path: str) -> bool:
+    """``/`` followed by one run of ASCII letters and digits, not a reserved name (``Front``
+    makes the same check inline)."""
+    code = path[1:]
+    return code.isalnum() and code.isascii() and path not in RESERVED
+
+
+class Front:
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.services = services
+        self._app = app
+        self._links = services.links
+        self._writer = services.writer
+        self._observe = services.telemetry.observe_redirect
+        self._trust_forwarded = bool(services.settings.proxy_networks)
+        self._codes: CodeBook | None = None  # the store's secret is read at startup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Every step here runs once per redirect, and in the server each costs several times
+        # what it does alone (bench/README.md): the code path check is inlined
+        # (``is_code_path``), one coroutine answers the whole redirect, and its exits other
+        # than the 302 are left to ``_refuse``.
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        method = scope["method"]
+        path = scope["path"]
+        code = path[1:]
+        if (
+            (method != "GET" and method != "HEAD")
+            or not (code.isalnum() and code.isascii())
+            or path in RESERVED
+        ):
+            await self._app(scope, receive, send)
+            return
+        started = perf_counter()
         route = self._links.cached(code)
         if route is None:
-            link_id = self._codes.decode(code)  # None unless the code's tag verifies
-            if link_id is None:
-                return await _page_response(scope, send, 404, NOT_FOUND)
-            route = self._links.indexed(code, link_id)
+            codes = self._codes
+            if codes is None:
+                codes = self._codes = self.services.codes
+            link_id = codes.decode(code)  # None unless the code's tag verifies
+            if link_id is not None:
+                route = self._links.indexed(code, link_id)
             if route is None:
-                try:
-                    route = await self._links.route(code, link_id)
-                except StoreError:
-                    log.exception("redirect: store lookup failed for a valid code")
-                    return await _page_response(scope, send, 503, UNAVAILABLE)
-                if route is None:
-                    return await _page_response(scope, send, 404, NOT_FOUND)
+                found = await self._find(code, link_id, scope, send)
+                if isinstance(found, int):  # nothing to redirect to: a page was sent
+                    self._observe(method, found, perf_counter() - started)
+                    return
+                route = found
         (
             link_id,
             campaign_id,
@@ -83,8 +118,11 @@ class Redirector:
         now_ms = int(time.time() * 1000)
         if disabled or (expires_at_ms is not None and now_ms >= expires_at_ms):
             if fallback is None:
-                return await _page_response(scope, send, 410, GONE)
-            return await _redirect(send, fallback)
+                status = await _page_response(scope, send, 410, GONE)
+            else:
+                status = await _redirect(send, fallback)
+            self._observe(method, status, perf_counter() - started)
+            return
         click_id = new_click_id(now_ms)
         query = scope["query_string"]
         if before_click_id is not None and not query:
@@ -112,7 +150,7 @@ class Redirector:
                 campaign_id,
                 now_ms,
                 click_id,
-                scope["method"],
+                method,
                 user_agent or "",
                 client[0] if client else None,
                 forwarded,
@@ -125,7 +163,24 @@ class Redirector:
         headers = [(b"location", location.encode("latin-1")), _NO_STORE, _EMPTY]
         await send({"type": "http.response.start", "status": 302, "headers": headers})
         await send(_NO_BODY)
-        return 302
+        self._observe(method, 302, perf_counter() - started)
+
+    async def _find(
+        self, code: str, link_id: int | None, scope: Scope, send: Send
+    ) -> RouteTuple | int:
+        """The route of a code neither cached nor indexed, from the store; when there is
+        none to follow, the status of the page sent instead (404 for a code whose tag
+        failed, ``link_id`` None, or that names no link; 503 when the store failed)."""
+        if link_id is None:
+            return await _page_response(scope, send, 404, NOT_FOUND)
+        try:
+            route = await self._links.route(code, link_id)
+        except StoreError:
+            log.exception("redirect: store lookup failed for a valid code")
+            return await _page_response(scope, send, 503, UNAVAILABLE)
+        if route is None:
+            return await _page_response(scope, send, 404, NOT_FOUND)
+        return route
 
 
 async def _redirect(send: Send, location: str) -> int:

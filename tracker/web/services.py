@@ -18,7 +18,6 @@ from tracker.codes import CodeBook
 from tracker.config import Settings
 from tracker.store.base import Store, StoreError
 from tracker.web.linkcache import LinkCache
-from tracker.web.redirect import Redirector
 from tracker.web.telemetry import Telemetry
 
 log = logging.getLogger("tracker.links")
@@ -61,7 +60,6 @@ class Services:
         )
         self.telemetry.watch(self.writer)
         self._codes: CodeBook | None = None
-        self._redirector: Redirector | None = None
         self._indexing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -92,21 +90,12 @@ class Services:
 
     def load_codes(self) -> None:
         self._codes = CodeBook(self.store.code_secret)
-        self._redirector = Redirector(
-            self._codes, self.links, self.writer, bool(self.settings.proxy_networks)
-        )
 
     @property
     def codes(self) -> CodeBook:
         if self._codes is None:
             raise RuntimeError("services not started: the store has not been opened")
         return self._codes
-
-    @property
-    def redirector(self) -> Redirector:
-        if self._redirector is None:
-            raise RuntimeError("services not started: the store has not been opened")
-        return self._redirector
 
     def short_url(self, code: str) -> str:
         return self.settings.short_url_prefix + code

@@ -76,9 +76,9 @@ class Telemetry:
         )
         self.counts: dict[tuple[str, str, int], int] = {}
         self.latency: dict[str, list[float]] = {}  # per route class: bucket counts, then sum
-        # The redirect's own (tracker.app.Front), per method and status: bucket counts, then
-        # sum; its count is the sum of its buckets. One row per request to update, found
-        # with no key to build: the redirect's budget is a few microseconds.
+        # The redirect's own (tracker.web.redirect.Front), per method and status: bucket
+        # counts, then sum; its count is the sum of its buckets. One row per request to
+        # update, found with no key to build: the redirect's budget is a few microseconds.
         self.redirects: dict[str, dict[int, list[float]]] = {"GET": {}, "HEAD": {}}
         self.registry.register(_RequestCollector(self))
 
