@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -270,3 +270,24 @@ async def test_close_with_two_in_flight_counts_both_batches_and_the_queue() -> N
     assert all(f is not None and f.done() for f in futures)
     assert writer.dropped == 3
     assert sink.written == []
+
+
+async def test_a_store_that_signals_its_commit_releases_the_redirects_at_once() -> None:
+    """With ``signals_commit`` the durable futures complete when the store calls
+    ``committed``, before its write returns; without it, when the write returns."""
+    gate = asyncio.Event()
+    written: list[list[str]] = []
+
+    async def write(rows: Sequence[ClickRow], committed: Callable[[], None]) -> None:
+        written.append([row.click_id for row in rows])
+        committed()
+        await gate.wait()  # the store's own bookkeeping, after the commit
+
+    writer = ClickWriter(write, prepare, durable=True, signals_commit=True)
+    future = writer.submit(click(1))
+    assert future is not None
+    await asyncio.wait_for(future, 1)  # released although ``write`` has not returned
+    assert written == [["id1"]] and writer.recorded == 0
+    gate.set()
+    await writer.close()
+    assert writer.recorded == 1

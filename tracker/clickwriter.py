@@ -26,6 +26,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from tracker.models import ClickFields
@@ -37,7 +38,8 @@ log = logging.getLogger("tracker.clicks")
 # here (``tracker.clicks.to_rows``), or the clicks as they are for a store that prepares them
 # itself, away from the event loop (decision 0011).
 Prepare = Callable[[Sequence[ClickFields]], Sequence[Any]]
-Write = Callable[[Sequence[Any]], Awaitable[None]]
+# ``write(rows)``, or with ``signals_commit`` ``write(rows, committed)``.
+Write = Callable[..., Awaitable[None]]
 _Entry = tuple[ClickFields, "asyncio.Future[None] | None"]
 
 
@@ -54,6 +56,7 @@ class ClickWriter:
         max_wait: float = 2.0,
         linger: float = 0.005,
         in_flight: int = 1,
+        signals_commit: bool = False,
     ) -> None:
         self.durable = durable
         self._write_rows = write
@@ -66,6 +69,11 @@ class ClickWriter:
         self._linger = linger
         self._wake = asyncio.Event()
         self._in_flight = in_flight
+        # ``write(rows, committed)`` calls ``committed()`` the moment the batch is known to
+        # be committed (the click process's answer, read in an I/O callback): durable
+        # redirects then answer in that turn of the event loop instead of the next one,
+        # after the writing task has resumed.
+        self._signals_commit = signals_commit
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._writing: list[list[_Entry]] = []  # per writing task, the batch it writes
@@ -156,7 +164,10 @@ class ClickWriter:
         delay = 0.05
         while True:
             try:
-                await self._write_rows(rows)
+                if self._signals_commit and self.durable:
+                    await self._write_rows(rows, partial(self._release, batch))
+                else:
+                    await self._write_rows(rows)
             except StoreError as error:
                 self.failures += 1
                 self._release(batch)  # the recipients get their redirects now,

@@ -343,3 +343,22 @@ def test_durable_redirects_keep_two_batches_in_flight_to_the_process(
     settings = Settings(database_url=f"sqlite:///{tmp_path / 't.db'}", click_durability=durability)
     store = SqliteStore(str(tmp_path / "t.db"), click_process=Preparation() if process else None)
     assert Services(settings, store).writer._in_flight == in_flight
+
+
+async def test_committed_is_called_when_the_answer_is_read_and_only_for_a_commit(
+    store: SqliteStore,
+) -> None:
+    """From the callback that reads the child's answer: before ``record_hits`` returns, in
+    the same turn of the loop; never for a batch the child refused."""
+    campaign_id = await _campaign_id(store)
+    calls: list[object] = []
+
+    def committed() -> None:
+        calls.append(asyncio.current_task())  # None: not from inside a task's step
+
+    await store.record_hits(_hits(3, campaign_id), committed)
+    assert calls == [None]
+    bad = [_hits(1, campaign_id, 10)[0]._replace(link_id=None)]
+    with pytest.raises(StoreError):
+        await store.record_hits(bad, committed)
+    assert calls == [None]

@@ -67,8 +67,12 @@ class HitSink(Protocol):
         """Whether ``record_hits`` can be used: the store classifies raw clicks itself."""
         ...
 
-    async def record_hits(self, clicks: Sequence[ClickFields]) -> None:
-        """As ``record_clicks``, for clicks not yet classified or anonymised."""
+    async def record_hits(
+        self, clicks: Sequence[ClickFields], committed: Callable[[], None] | None = None
+    ) -> None:
+        """As ``record_clicks``, for clicks not yet classified or anonymised. ``committed``
+        is called as soon as the batch is known to be committed, from the event loop's
+        I/O callback — a turn of the loop before this coroutine resumes."""
 
 
 class Store(LinkReader, ClickSink, HitSink, Protocol):

@@ -35,7 +35,7 @@ import struct
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
@@ -92,9 +92,15 @@ class ClickProcess:
             stderr=None,
         )
 
-    async def record(self, clicks: Sequence[ClickFields]) -> None:
+    async def record(
+        self, clicks: Sequence[ClickFields], committed: Callable[[], None] | None = None
+    ) -> None:
         """Classify and write ``clicks`` in one transaction (a click id already stored is
-        skipped). Raises ``StoreError`` when the child could not, or is gone."""
+        skipped). Raises ``StoreError`` when the child could not, or is gone.
+
+        ``committed`` is called when the child's answer says so, in the callback that reads
+        it: the durable redirects it releases then answer in this turn of the event loop,
+        not the next, after this coroutine has resumed (decision 0011)."""
         if self._answers is None or self._answers.gone:
             async with self._restarting:  # one restart for all the batches that found it
                 if self._answers is None or self._answers.gone:
@@ -107,7 +113,7 @@ class ClickProcess:
             raise StoreError(f"clicks not serialisable: {error}") from error
         stdin = cast(asyncio.WriteTransport, child.get_pipe_transport(0))
         answer = asyncio.get_running_loop().create_future()
-        answers.waiting.append(answer)
+        answers.waiting.append((answer, committed))
         stdin.write(_LENGTH.pack(len(payload)) + payload)
         # Cancelled, this leaves its answer to be read and dropped in its turn: the answers
         # of the batches behind it stay theirs.
@@ -153,7 +159,7 @@ class _Answers(asyncio.SubprocessProtocol):
     """The child's answers, matched in order to the batches waiting for them."""
 
     def __init__(self) -> None:
-        self.waiting: deque[asyncio.Future[str | None]] = deque()
+        self.waiting: deque[tuple[asyncio.Future[str | None], Callable[[], None] | None]] = deque()
         self.gone = False  # the child takes no more batches
         self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._buffer = bytearray()
@@ -181,7 +187,12 @@ class _Answers(asyncio.SubprocessProtocol):
         if not self.waiting:
             log.error("click writer process: an answer for no batch")
             return
-        waiting = self.waiting.popleft()
+        waiting, committed = self.waiting.popleft()
+        if message is None and committed is not None:
+            try:
+                committed()
+            except Exception:  # the caller's; the batch is committed all the same
+                log.exception("click writer process: the commit callback failed")
         if not waiting.done():  # else its ``record`` was cancelled
             waiting.set_result(message)
 
@@ -199,7 +210,7 @@ class _Answers(asyncio.SubprocessProtocol):
         # click id already stored is skipped).
         self.gone = True
         while self.waiting:
-            waiting = self.waiting.popleft()
+            waiting, _ = self.waiting.popleft()
             if not waiting.done():
                 waiting.set_exception(StoreError(f"click writer process stopped: {why}"))
 

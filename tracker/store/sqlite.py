@@ -513,13 +513,15 @@ class SqliteStore:
         """Whether ``record_hits`` takes raw clicks (a click process was asked for)."""
         return self._clicks is not None
 
-    async def record_hits(self, clicks: Sequence[ClickFields]) -> None:
+    async def record_hits(
+        self, clicks: Sequence[ClickFields], committed: Callable[[], None] | None = None
+    ) -> None:
         """Classify and write ``clicks`` in the click process, in one transaction; a click id
         already stored is skipped. Raises ``StoreError``."""
         if self._clicks is None:
             raise StoreError("this store was opened without a click process")
         async with self._write_lock.shared():
-            await self._clicks.record(clicks)
+            await self._clicks.record(clicks, committed)
 
     async def reclassify_clicks(
         self, classify: Callable[[str, str], tuple[str, str, str, str, str]], batch: int = 5000

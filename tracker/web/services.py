@@ -57,6 +57,7 @@ class Services:
             batch_size=settings.click_batch_size,
             retry_seconds=settings.click_retry_seconds,
             in_flight=in_flight,
+            signals_commit=store.prepares_clicks,
         )
         self.telemetry.watch(self.writer)
         self._codes: CodeBook | None = None
