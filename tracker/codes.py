@@ -160,4 +160,6 @@ class ClickIds:
         return self._time + self._random[start : start + 12]
 
 
-new_click_id = ClickIds()
+# The bound method, not the instance: calling an instance looks ``__call__`` up on its type
+# each time (≈ 0.1 µs, on every redirect).
+new_click_id = ClickIds().__call__

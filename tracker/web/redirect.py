@@ -121,7 +121,7 @@ class Front:
             expires_at_ms,
             fallback,
         ) = route
-        now_ms = int(time.time() * 1000)
+        now_ms = time.time_ns() // 1_000_000
         if disabled or (expires_at_ms is not None and now_ms >= expires_at_ms):
             if fallback is None:
                 status = await _page_response(scope, send, 410, GONE)
