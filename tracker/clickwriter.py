@@ -14,9 +14,9 @@ load each commit carries many clicks. Two modes:
 With ``in_flight`` > 1, that many batches may be written at once (the click process takes
 the next one while the last commits, decision 0011); each is taken from the queue as a
 writing task comes free. A batch that fails is retried with backoff for ``retry_seconds``,
-then dropped. When the
-queue holds ``queue_size`` clicks, new ones are dropped. Either way the redirect still goes
-out, and every dropped click is counted (``dropped``, exported to /metrics).
+then dropped. When the queue holds ``queue_size`` clicks, new ones are dropped. Either way
+the redirect still goes out, and every dropped click is counted (``dropped``, exported to
+/metrics).
 """
 
 from __future__ import annotations

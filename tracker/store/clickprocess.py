@@ -66,7 +66,7 @@ class ClickProcess:
 
     Batches may be handed over while earlier ones are still being written: the child takes
     them in order from its pipe and answers in the same order, so the next batch is ready
-    when the last one commits (the click writer keeps two in flight)."""
+    when the last one commits (in durable mode the click writer keeps two in flight)."""
 
     def __init__(self, path: str, preparation: Preparation, fold_seconds: float = 0) -> None:
         self.path = path
