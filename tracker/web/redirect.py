@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from bisect import bisect_left
 from time import perf_counter
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,6 @@ from tracker.codes import CodeBook, new_click_id
 from tracker.store.base import StoreError
 from tracker.urls import finish_destination
 from tracker.web.linkcache import RouteTuple
-from tracker.web.telemetry import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
     from tracker.web.services import Services
@@ -64,24 +62,22 @@ def is_code_path(path: str) -> bool:
 
 
 class Front:
+    """The ASGI app: answers ``GET|HEAD /{code}`` itself, hands the rest to ``app``."""
+
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.services = services
         self._app = app
         self._links = services.links
         self._writer = services.writer
         self._observe = services.telemetry.observe_redirect
-        # The 302's rows, by method: added to here, not through ``_observe`` (a call less).
-        self._redirected = {
-            method: services.telemetry.redirect_row(method, 302) for method in ("GET", "HEAD")
-        }
         self._trust_forwarded = bool(services.settings.proxy_networks)
         self._codes: CodeBook | None = None  # the store's secret is read at startup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Every step here runs once per redirect, and in the server each costs several times
         # what it does alone (bench/README.md): the code path check is inlined
-        # (``is_code_path``), one coroutine answers the whole redirect, and its exits other
-        # than the 302 are left to ``_refuse``.
+        # (``is_code_path``), and one coroutine answers the whole redirect: only a code
+        # neither cached nor indexed goes through a second one (``_find``).
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
@@ -169,10 +165,7 @@ class Front:
         headers = [(b"location", location.encode("latin-1")), _NO_STORE, _EMPTY]
         await send({"type": "http.response.start", "status": 302, "headers": headers})
         await send(_NO_BODY)
-        seconds = perf_counter() - started
-        row = self._redirected[method]
-        row[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        row[-1] += seconds
+        self._observe(method, 302, perf_counter() - started)
 
     async def _find(
         self, code: str, link_id: int | None, scope: Scope, send: Send

@@ -95,18 +95,12 @@ class Telemetry:
 
     def observe_redirect(self, method: str, status: int, seconds: float) -> None:
         """``observe`` for the redirect, whose method is always GET or HEAD."""
-        row = self.redirect_row(method, status)
-        row[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        row[-1] += seconds
-
-    def redirect_row(self, method: str, status: int) -> list[float]:
-        """The row counting the redirect's answers of ``status`` to ``method``: bucket
-        counts, then the sum. The redirect holds on to its 302 rows and adds to them itself."""
         rows = self.redirects[method]
         row = rows.get(status)
         if row is None:
             row = rows[status] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-        return row
+        row[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        row[-1] += seconds
 
     def request_counts(self) -> dict[tuple[str, str, int], int]:
         """Requests answered by (route class, method, status), the redirect's included."""
