@@ -69,7 +69,9 @@ class Front:
         self._app = app
         self._links = services.links
         self._writer = services.writer
-        self._observe = services.telemetry.observe_redirect
+        telemetry = services.telemetry
+        self._observe = telemetry.observe_redirect
+        self._timed_302 = {m: telemetry.redirect_timings(m, 302).append for m in ("GET", "HEAD")}
         self._trust_forwarded = bool(services.settings.proxy_networks)
         self._codes: CodeBook | None = None  # the store's secret is read at startup
 
@@ -165,7 +167,7 @@ class Front:
         headers = [(b"location", location.encode("latin-1")), _NO_STORE, _EMPTY]
         await send({"type": "http.response.start", "status": 302, "headers": headers})
         await send(_NO_BODY)
-        self._observe(method, 302, perf_counter() - started)
+        self._timed_302[method](perf_counter() - started)  # counted later (Telemetry)
 
     async def _find(
         self, code: str, link_id: int | None, scope: Scope, send: Send

@@ -68,6 +68,7 @@ class Services:
         background (the app's lifespan calls this)."""
         await self.store.open()
         self.load_codes()
+        self.telemetry.start()
         if self.settings.link_index_size:
             self._indexing = asyncio.get_running_loop().create_task(
                 self._load_index(), name="link-index"
@@ -80,6 +81,7 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._indexing
         await self.writer.close()
+        self.telemetry.stop()
         await self.store.close()
 
     async def _load_index(self) -> None:

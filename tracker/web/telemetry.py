@@ -7,9 +7,12 @@ per container.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
@@ -77,9 +80,13 @@ class Telemetry:
         self.counts: dict[tuple[str, str, int], int] = {}
         self.latency: dict[str, list[float]] = {}  # per route class: bucket counts, then sum
         # The redirect's own (tracker.web.redirect.Front), per method and status: bucket
-        # counts, then sum; its count is the sum of its buckets. One row per request to
-        # update, found with no key to build: the redirect's budget is a few microseconds.
+        # counts, then sum (its count is the sum of its buckets), and the latencies not yet
+        # counted. A redirect only appends its latency to a list (≈ 40 ns); they are counted
+        # into the buckets when read and once a second (``fold_redirects``). Counting each
+        # as it came, a method call and a bisect, cost ≈ 0.6 µs: a tenth of the redirect.
         self.redirects: dict[str, dict[int, list[float]]] = {"GET": {}, "HEAD": {}}
+        self._uncounted: dict[str, dict[int, list[float]]] = {"GET": {}, "HEAD": {}}
+        self._folding: asyncio.TimerHandle | None = None
         self.registry.register(_RequestCollector(self))
 
     def observe(self, kind: str, method: str, status: int, seconds: float) -> None:
@@ -93,17 +100,52 @@ class Telemetry:
         row[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         row[-1] += seconds
 
+    def redirect_timings(self, method: str, status: int) -> list[float]:
+        """Where the redirect appends the latency of each ``method`` request it answers
+        with ``status`` (``method`` GET or HEAD); counted by ``fold_redirects``."""
+        uncounted = self._uncounted[method].get(status)
+        if uncounted is None:
+            uncounted = self._uncounted[method][status] = []
+            self.redirects[method][status] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        return uncounted
+
     def observe_redirect(self, method: str, status: int, seconds: float) -> None:
-        """``observe`` for the redirect, whose method is always GET or HEAD."""
-        rows = self.redirects[method]
-        row = rows.get(status)
-        if row is None:
-            row = rows[status] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-        row[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        row[-1] += seconds
+        """``observe`` for the redirect's rarer answers (its 302s append to their
+        ``redirect_timings`` list directly)."""
+        self.redirect_timings(method, status).append(seconds)
+
+    def fold_redirects(self) -> None:
+        """Count the redirect's latencies appended since the last fold into its rows."""
+        bucket = partial(bisect_left, LATENCY_BUCKETS)
+        for method, by_status in self._uncounted.items():
+            for status, uncounted in by_status.items():
+                if not uncounted:
+                    continue
+                row = self.redirects[method][status]
+                for index, count in collections.Counter(map(bucket, uncounted)).items():
+                    row[index] += count
+                row[-1] += sum(uncounted)
+                uncounted.clear()  # in place: the redirect holds the list
+
+    def start(self, every: float = 1.0) -> None:
+        """Fold the redirect's latencies every ``every`` seconds from now on, so that their
+        lists stay short between scrapes (a fold costs ≈ 0.1 µs a latency, in one go)."""
+        loop = asyncio.get_running_loop()
+
+        def fold() -> None:
+            self.fold_redirects()
+            self._folding = loop.call_later(every, fold)
+
+        self._folding = loop.call_later(every, fold)
+
+    def stop(self) -> None:
+        if self._folding is not None:
+            self._folding.cancel()
+            self._folding = None
 
     def request_counts(self) -> dict[tuple[str, str, int], int]:
         """Requests answered by (route class, method, status), the redirect's included."""
+        self.fold_redirects()
         counts = dict(self.counts)
         for method, rows in self.redirects.items():
             for status, row in rows.items():
@@ -113,6 +155,7 @@ class Telemetry:
 
     def latencies(self) -> dict[str, list[float]]:
         """Latency rows by route class, the redirect's included."""
+        self.fold_redirects()
         latency = {kind: list(row) for kind, row in self.latency.items()}
         for rows in self.redirects.values():
             for row in rows.values():
