@@ -68,6 +68,7 @@ class ClickWriter:
         self._max_wait = max_wait
         self._linger = linger
         self._wake = asyncio.Event()
+        self._waiting = 0  # writing tasks waiting for ``_wake``: only they need it set
         self._in_flight = in_flight
         # ``write(rows, committed)`` calls ``committed()`` the moment the batch is known to
         # be committed (the click process's answer, read in an I/O callback): durable
@@ -94,7 +95,8 @@ class ClickWriter:
             return None
         future = asyncio.get_running_loop().create_future() if self.durable else None
         self._queue.append((click, future))
-        self._wake.set()
+        if self._waiting:  # a writing task that is busy takes the queue when it is done
+            self._wake.set()
         return future
 
     async def close(self, grace: float = 10.0) -> None:
@@ -129,8 +131,6 @@ class ClickWriter:
         """One writing task: takes what is queued, writes it, and again. ``writing`` holds
         the batch being written (for ``close``)."""
         while True:
-            await self._wake.wait()
-            self._wake.clear()
             while self._queue:
                 if not self.durable and len(self._queue) < self._batch_size and not self._closing:
                     # Fast mode: let a batch gather for a few milliseconds. Under load that
@@ -149,6 +149,14 @@ class ClickWriter:
             if self._closing:
                 self._wake.set()  # for the other writing tasks, woken once already
                 return
+            # Checked the queue, then waits with no await between: a click submitted while
+            # this task writes is taken in the loop above, without a wake-up.
+            self._waiting += 1
+            try:
+                await self._wake.wait()
+            finally:
+                self._waiting -= 1
+            self._wake.clear()
 
     async def _write(self, batch: list[_Entry]) -> None:
         loop = asyncio.get_running_loop()
