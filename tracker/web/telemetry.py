@@ -121,11 +121,14 @@ class Telemetry:
             for status, uncounted in by_status.items():
                 if not uncounted:
                     continue
+                # Taken from the front, in place (the redirect holds the list): one appended
+                # meanwhile, were this ever run off the event loop, stays for the next fold.
+                taken = uncounted.copy()
+                del uncounted[: len(taken)]
                 row = self.redirects[method][status]
-                for index, count in collections.Counter(map(bucket, uncounted)).items():
+                for index, count in collections.Counter(map(bucket, taken)).items():
                     row[index] += count
-                row[-1] += sum(uncounted)
-                uncounted.clear()  # in place: the redirect holds the list
+                row[-1] += sum(taken)
 
     def start(self, every: float = 1.0) -> None:
         """Fold the redirect's latencies every ``every`` seconds from now on, so that their
