@@ -54,13 +54,6 @@ _NO_BODY = {"type": "http.response.body", "body": b""}
 RESERVED = frozenset({"/healthz", "/readyz", "/metrics", "/api", "/dashboard"})
 
 
-def is_code_path(path: str) -> bool:
-    """``/`` followed by one run of ASCII letters and digits, not a reserved name (``Front``
-    makes the same check inline)."""
-    code = path[1:]
-    return code.isalnum() and code.isascii() and path not in RESERVED
-
-
 class Front:
     """The ASGI app: answers ``GET|HEAD /{code}`` itself, hands the rest to ``app``."""
 
@@ -77,9 +70,9 @@ class Front:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Every step here runs once per redirect, and in the server each costs several times
-        # what it does alone (bench/README.md): the code path check is inlined
-        # (``is_code_path``), and one coroutine answers the whole redirect: only a code
-        # neither cached nor indexed goes through a second one (``_find``).
+        # what it does alone (bench/README.md): one coroutine answers the whole redirect;
+        # only a code neither cached nor indexed goes through a second one (``_find``).
+        # A code path: ``/`` and one run of ASCII letters and digits, not a reserved name.
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
