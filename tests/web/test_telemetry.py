@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from tracker.config import Settings
+from tracker.store.sqlite import SqliteStore
+from tracker.web.services import Services
 from tracker.web.telemetry import LATENCY_BUCKETS, Telemetry
 
 
@@ -55,3 +58,21 @@ async def test_started_it_folds_on_its_own_until_stopped() -> None:
     timings.append(0.001)
     await asyncio.sleep(0.05)
     assert timings == [0.001]  # stopped: left for the next read
+
+
+async def test_a_started_service_folds_the_redirect_latencies(settings: Settings) -> None:
+    """``Services.start`` starts the fold (once a second), so that the lists the redirect
+    appends to stay short in a server nobody scrapes; ``stop`` ends it."""
+    services = Services(settings, SqliteStore(settings.database_url.removeprefix("sqlite:///")))
+    await services.start()
+    try:
+        timings = services.telemetry.redirect_timings("GET", 302)
+        timings.append(0.001)
+        for _ in range(300):
+            if not timings:
+                break
+            await asyncio.sleep(0.01)
+        assert timings == []
+        assert services.telemetry.redirects["GET"][302][1] == 1
+    finally:
+        await services.stop()
