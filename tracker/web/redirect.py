@@ -122,7 +122,7 @@ class Front:
             return
         click_id = new_click_id(now_ms)
         query = scope["query_string"]
-        if before_click_id is not None and not query:
+        if before_click_id is not None and after_click_id is not None and not query:
             # finish_destination's result, prepared
             location = before_click_id + click_id + after_click_id
         else:

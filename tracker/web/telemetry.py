@@ -200,8 +200,8 @@ class _RequestCollector(Collector):
         )
         for kind, row in sorted(self._telemetry.latencies().items()):
             cumulative, buckets = 0.0, []
-            for bound, count in zip((*LATENCY_BUCKETS, "+Inf"), row[:-1], strict=True):
-                cumulative += count
+            for bound, in_bucket in zip((*LATENCY_BUCKETS, "+Inf"), row[:-1], strict=True):
+                cumulative += in_bucket
                 buckets.append((str(bound), cumulative))
             latency.add_metric((kind,), buckets, row[-1])
         yield latency
