@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tracker.config import Settings
-from tracker.store.sqlite import SqliteStore
+from tracker.store import open_store
 from tracker.web.services import Services
 from tracker.web.telemetry import LATENCY_BUCKETS, Telemetry
 
@@ -69,7 +69,7 @@ async def test_started_it_folds_on_its_own_until_stopped() -> None:
 async def test_a_started_service_folds_the_redirect_latencies(settings: Settings) -> None:
     """``Services.start`` starts the fold (once a second), so that the lists the redirect
     appends to stay short in a server nobody scrapes; ``stop`` ends it."""
-    services = Services(settings, SqliteStore(settings.database_url.removeprefix("sqlite:///")))
+    services = Services(settings, open_store(settings.database_url))
     await services.start()
     try:
         await folded_on_its_own(services.telemetry)
