@@ -11,6 +11,7 @@ import pytest
 from tracker import keys
 from tracker.app import create_app
 from tracker.config import Settings
+from tracker.store import open_store
 from tracker.store.sqlite import SqliteStore
 
 BASE_URL = "https://s.example"
@@ -29,7 +30,8 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def store(settings: Settings) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(settings.database_url.removeprefix("sqlite:///"))
+    store = open_store(settings.database_url)  # as the server opens it
+    assert isinstance(store, SqliteStore)
     await store.open()
     yield store
     await store.close()
