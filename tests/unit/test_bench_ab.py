@@ -1,0 +1,42 @@
+"""bench/ab.py's variant syntax, the revisions it takes, and its summary of the runs."""
+
+import argparse
+
+import pytest
+
+from bench.ab import Variant, is_commit, parse_variant, summary
+
+GRID = [(float(p), float(p * 100)) for p in range(1, 101)]  # percentile p at 100 p µs
+
+
+def test_a_variant_is_a_name_a_revision_and_settings() -> None:
+    assert parse_variant("now=HEAD") == Variant("now", "HEAD", {})
+    variant = parse_variant("nofold=HEAD~2;TRACKER_ROLLUP_SECONDS=0;TRACKER_X=a=b")
+    assert (variant.name, variant.revision) == ("nofold", "HEAD~2")
+    assert variant.env == {"TRACKER_ROLLUP_SECONDS": "0", "TRACKER_X": "a=b"}
+
+
+@pytest.mark.parametrize("text", ["HEAD", "=HEAD", "now=", "now=HEAD;NOVALUE", "now=HEAD;=1"])
+def test_a_malformed_variant_is_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_variant(text)
+
+
+def test_only_commits_of_this_repository_are_revisions() -> None:
+    assert is_commit("HEAD")
+    assert not is_commit("no-such-revision")
+
+
+def test_the_summary_takes_each_run_against_its_own_ceilings() -> None:
+    variant = Variant("now", "HEAD", {})
+    for rate in (5_000, 9_000, 6_000):
+        variant.runs.append({"req_per_s": rate, "requests": rate * 2, "grid": GRID, "non_302": 0})
+    # Against 10 000 req/s each time, the second run would be the best; against its own
+    # ceiling (the machine was fast then), it is the worst.
+    result = summary(variant, [10_000, 30_000, 10_000])
+    assert result["ratios"] == [0.5, 0.3, 0.6]
+    assert result["ratio"] == 0.5
+    assert result["ratio_range"] == [0.3, 0.6]
+    assert result["req_per_s"] == 6_000
+    assert result["p99_ms"] == pytest.approx(9.9)
+    assert "server_running" not in result
