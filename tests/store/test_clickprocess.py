@@ -121,6 +121,25 @@ async def test_the_child_prepares_clicks_with_the_settings_given(tmp_path: Path)
     assert {row[11] for row in stored} == {"198.51.100.7"}  # behind a trusted proxy, whole
 
 
+async def test_the_child_runs_the_servers_package_wherever_it_was_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkout of another revision in the working directory (as when bench/ab.py runs
+    # from the repository with a revision on PYTHONPATH) must not become the child's code.
+    impostor = tmp_path / "tracker"
+    impostor.mkdir()
+    (impostor / "__init__.py").write_text("raise ImportError('the wrong tracker package')\n")
+    monkeypatch.chdir(tmp_path)
+    store = SqliteStore(str(tmp_path / "t.db"), click_process=Preparation())
+    await store.open()
+    try:
+        hits = _hits(2, await _campaign_id(store))
+        await store.record_hits(hits)
+        assert _stored(store.path) == _expected(hits)
+    finally:
+        await store.close()
+
+
 async def test_a_store_without_a_click_process_refuses_raw_clicks(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "t.db"))
     assert not store.prepares_clicks

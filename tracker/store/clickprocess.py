@@ -81,6 +81,10 @@ class ClickProcess:
         self._child, self._answers = await loop.subprocess_exec(
             _Answers,
             sys.executable,
+            # Without -P, ``-m`` puts the working directory first on the child's path: a
+            # ``tracker`` folder where the server was started would stand in for the
+            # package the server runs.
+            "-P",
             "-m",
             __name__,
             self.path,
