@@ -2,21 +2,26 @@
 
 A variant is a git revision of this repository (its ``tracker`` package and ``migrations``,
 taken with ``git archive``; ``.`` is the working tree as it is), with environment settings
-if any: ``NAME=REV[;VAR=VALUE]...`` (quote it for the shell). Each variant's server runs on
-its own copy of one database of ``--links`` links issued as bench/redirect.py issues them;
-all of them, and the bare 302 of bench/bare_302.py, run side by side for the whole A/B.
+if any: ``NAME=REV[;VAR=VALUE]...`` (quote it for the shell). One database of ``--links``
+links is issued by the working tree's tracker, as bench/redirect.py issues them, so every
+revision must accept the working tree's schema. Each variant's server runs on a copy of it;
+all of them, and the bare 302 of bench/bare_302.py, run side by side for the whole A/B,
+started in a scratch directory so that no revision can pick up the working tree's files.
 
-Each round measures every variant once, in an order rotated by one each round, with a
-ceiling run before the first and after each, so no variant always comes first or last. A
-run's ratio is to the mean of the ceiling runs either side; a variant's ratio is the median
-of its runs'. On this shared machine a difference of a few hundredths between two variants
-is within the noise of one A/B (bench/README.md): repeat it, or swap the names.
+Each round measures every variant once, with a ceiling run before the first and after
+each; the order rotates by one each round, so over a multiple of the number of variants in
+rounds each variant takes each place equally often. A run's ratio is to the mean of the
+ceiling runs either side; a variant's ratio is the median of its runs'. On this shared
+machine a difference of a few hundredths between two variants is within the noise of one
+A/B (bench/README.md): repeat it, or swap the names.
 
 ``--sched`` also reads the scheduler's account of each run (``/proc/<pid>/task/*/schedstat``):
-the share of the wall time the server process spent on a CPU, waiting for one, and asleep,
-and the click process's CPU time per request answered.
+the share of the wall time the server's event loop (its main thread) spent on a CPU,
+waiting for one, and asleep, and the click process's CPU time per request answered. The
+wall time runs from just before wrk starts to just after it exits, so "asleep" includes
+wrk's own start and exit (a few milliseconds a run).
 
-    .venv/bin/python bench/ab.py --mode durable before=HEAD~1 after=.
+    .venv/bin/python bench/ab.py --mode durable --sched before=HEAD~1 after=.
     .venv/bin/python bench/ab.py --workload per-recipient --links 200000 \\
         now=HEAD 'nofold=HEAD;TRACKER_ROLLUP_SECONDS=0'
 """
@@ -25,8 +30,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -40,6 +45,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.latency import merged_percentile
 from bench.redirect import HOT_LINKS, ROOT, WARMUP_S, bare_server, build, tracker_server, wrk
+
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass
@@ -55,16 +62,27 @@ class Variant:
 def parse_variant(text: str) -> Variant:
     """``NAME=REV[;VAR=VALUE]...`` → a Variant."""
     name, sep, rest = text.partition("=")
-    if not sep or not name or not rest:
-        raise argparse.ArgumentTypeError(f"not NAME=REV[;VAR=VALUE]...: {text!r}")
+    if not sep or not rest or not _NAME.fullmatch(name):
+        raise argparse.ArgumentTypeError(
+            f"not NAME=REV[;VAR=VALUE]... with a NAME of letters, digits, - and _: {text!r}"
+        )
     revision, *settings = rest.split(";")
     env = {}
     for setting in settings:
         var, sep, value = setting.partition("=")
         if not sep or not var:
             raise argparse.ArgumentTypeError(f"not VAR=VALUE: {setting!r} in {text!r}")
+        if var == "TRACKER_CLICK_DURABILITY":
+            raise argparse.ArgumentTypeError(f"{text!r}: the durability is --mode, for all")
         env[var] = value
     return Variant(name, revision, env)
+
+
+def positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text}")
+    return number
 
 
 def is_commit(revision: str) -> bool:
@@ -83,25 +101,45 @@ def checkout(revision: str, into: Path) -> dict[str, str]:
     into.mkdir(parents=True)
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", revision, "tracker", "migrations"],
-        check=True,
         capture_output=True,
     )
+    if archive.returncode != 0:
+        raise RuntimeError(f"git archive {revision}: {archive.stderr.decode().strip()}")
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return {"PYTHONPATH": str(into)}
 
 
-def schedstat(pid: int) -> tuple[float, float]:
-    """Seconds on a CPU and seconds waiting for one, over all threads of ``pid``."""
+def schedule(names: list[str], rounds: int) -> list[list[str]]:
+    """The order of the variants in each round: rotated by one each round."""
+    return [names[r % len(names) :] + names[: r % len(names)] for r in range(rounds)]
+
+
+def schedstat(pid: int, tasks: str = "*") -> tuple[float, float] | None:
+    """Seconds on a CPU and seconds waiting for one of ``pid``'s threads (``tasks``: a
+    glob of thread ids; ``*``, all of them), summed; ``None`` if the process is gone."""
     running = waiting = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
+    paths = list(Path(f"/proc/{pid}/task").glob(f"{tasks}/schedstat"))
+    if not paths:
+        return None
+    for path in paths:
         try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                ran, waited, _ = map(int, f.read().split())
+            ran, waited, _ = map(int, path.read_text().split())
         except FileNotFoundError:  # a thread that ended meanwhile
             continue
         running += ran
         waiting += waited
     return running / 1e9, waiting / 1e9
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """Seconds on a CPU of the processes ``pids``, together; ``None`` if one is gone."""
+    total = 0.0
+    for pid in pids:
+        figures = schedstat(pid)
+        if figures is None:
+            return None
+        total += figures[0]
+    return total
 
 
 def children(pid: int) -> list[int]:
@@ -114,22 +152,35 @@ def measured(variant: Variant, codes: Path, args: argparse.Namespace) -> dict:
     if not args.sched:
         return wrk(variant.url, codes, args.segment, args.connections, False)
     clicks = children(variant.pid)
-    started, before = time.monotonic(), schedstat(variant.pid)
-    child_before = [schedstat(child)[0] for child in clicks]
+    started, before = time.monotonic(), schedstat(variant.pid, str(variant.pid))
+    clicks_before = cpu_seconds(clicks)
     run = wrk(variant.url, codes, args.segment, args.connections, False)
-    wall, after = time.monotonic() - started, schedstat(variant.pid)
-    child_cpu = sum(schedstat(child)[0] for child in clicks) - sum(child_before)
+    wall, after = time.monotonic() - started, schedstat(variant.pid, str(variant.pid))
+    clicks_after = cpu_seconds(clicks)
+    if before is None or after is None:
+        raise RuntimeError(f"{variant.name}: the server stopped")
     run["server_running"] = (after[0] - before[0]) / wall
     run["server_waiting"] = (after[1] - before[1]) / wall
     run["server_asleep"] = 1 - run["server_running"] - run["server_waiting"]
-    run["click_process_us_per_request"] = child_cpu / max(run["requests"], 1) * 1e6
+    if clicks and clicks_before is not None and clicks_after is not None:  # none restarted
+        spent = clicks_after - clicks_before
+        run["click_process_us_per_request"] = spent / max(run["requests"], 1) * 1e6
     return run
+
+
+def _median(runs: list[dict], key: str, digits: int) -> float | None:
+    figures = [run[key] for run in runs if key in run]
+    return round(statistics.median(figures), digits) if figures else None
 
 
 def summary(variant: Variant, ceilings: list[float]) -> dict:
     """Medians over a variant's runs; ``ceilings``: the mean of each run's two ceiling runs."""
     pairs = zip(variant.runs, ceilings, strict=True)
     ratios = [run["req_per_s"] / ceiling for run, ceiling in pairs]
+    errors: dict[str, int] = {}
+    for run in variant.runs:
+        for kind, count in run["socket_errors"].items():
+            errors[kind] = errors.get(kind, 0) + count
     result = {
         "revision": variant.revision,
         "env": variant.env,
@@ -140,68 +191,19 @@ def summary(variant: Variant, ceilings: list[float]) -> dict:
         "p99_ms": merged_percentile([(run["requests"], run["grid"]) for run in variant.runs], 99)
         / 1000,
         "non_302": sum(run["non_302"] for run in variant.runs),
+        "socket_errors": errors,
     }
     for key in ("server_running", "server_waiting", "server_asleep"):
-        if key in variant.runs[0]:
-            result[key] = round(statistics.median(run[key] for run in variant.runs), 3)
-    if "click_process_us_per_request" in variant.runs[0]:
-        result["click_process_us_per_request"] = round(
-            statistics.median(run["click_process_us_per_request"] for run in variant.runs), 1
-        )
+        figure = _median(variant.runs, key, 3)
+        if figure is not None:
+            result[key] = figure
+    figure = _median(variant.runs, "click_process_us_per_request", 1)
+    if figure is not None:
+        result["click_process_us_per_request"] = figure
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("variants", nargs="+", type=parse_variant, metavar="NAME=REV[;VAR=VALUE]")
-    parser.add_argument("--mode", choices=("durable", "fast"), default="fast")
-    parser.add_argument("--workload", choices=("hot", "per-recipient"), default="hot")
-    parser.add_argument("--links", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--segment", type=int, default=2, help="seconds per run")
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--sched", action="store_true", help="the scheduler's account too")
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    names = [variant.name for variant in args.variants]
-    if len(set(names)) != len(names):
-        parser.error("each variant needs a name of its own")
-    for variant in args.variants:
-        if variant.revision != "." and not is_commit(variant.revision):
-            parser.error(f"{variant.name}: {variant.revision!r} is not a commit of this repository")
-
-    with tempfile.TemporaryDirectory() as tmp, ExitStack() as servers:
-        database = Path(tmp) / "bench.db"
-        codes = build(database, args.links)
-        codes_file = Path(tmp) / "codes.txt"
-        if args.workload == "hot":
-            codes = random.Random(args.seed).sample(codes, min(HOT_LINKS, len(codes)))
-        codes_file.write_text("\n".join(codes) + "\n")
-        del codes
-        bare_url, _ = servers.enter_context(bare_server())
-        for variant in args.variants:
-            env = {**checkout(variant.revision, Path(tmp) / variant.name), **variant.env}
-            copy = Path(tmp) / f"{variant.name}.db"
-            shutil.copy(database, copy)
-            variant.url, variant.pid = servers.enter_context(tracker_server(copy, args.mode, env))
-        for url in (bare_url, *(variant.url for variant in args.variants)):
-            wrk(url, codes_file, WARMUP_S, args.connections, False)
-
-        ceiling_runs: list[float] = []
-        ceilings: dict[str, list[float]] = {variant.name: [] for variant in args.variants}
-        for round_number in range(args.rounds):
-            turn = round_number % len(args.variants)
-            order = args.variants[turn:] + args.variants[:turn]
-            before = wrk(bare_url, codes_file, args.segment, args.connections, False)["req_per_s"]
-            ceiling_runs.append(before)
-            for variant in order:
-                variant.runs.append(measured(variant, codes_file, args))
-                after = wrk(bare_url, codes_file, args.segment, args.connections, False)
-                ceiling_runs.append(after["req_per_s"])
-                ceilings[variant.name].append((before + after["req_per_s"]) / 2)
-                before = after["req_per_s"]
-
-    results = {variant.name: summary(variant, ceilings[variant.name]) for variant in args.variants}
+def report(args: argparse.Namespace, ceiling_runs: list[int], results: dict[str, dict]) -> None:
     low, middle, high = min(ceiling_runs), statistics.median(ceiling_runs), max(ceiling_runs)
     print(
         f"{args.workload} {args.mode}, {args.rounds} rounds of {args.segment} s; "
@@ -215,12 +217,16 @@ def main() -> None:
         )
         if "server_running" in result:
             line += (
-                f"  server on CPU {result['server_running']:.2f} waiting "
+                f"  event loop on CPU {result['server_running']:.2f} waiting "
                 f"{result['server_waiting']:.2f} asleep {result['server_asleep']:.2f}"
             )
         if "click_process_us_per_request" in result:
             line += f", click process {result['click_process_us_per_request']:.1f} µs a request"
-        print(line + (f"  {result['non_302']} non-302!" if result["non_302"] else ""))
+        if result["non_302"]:
+            line += f"  {result['non_302']} answers not 302!"
+        if result["socket_errors"]:
+            line += f"  socket errors {result['socket_errors']}!"
+        print(line)
     print(
         json.dumps(
             {
@@ -234,6 +240,64 @@ def main() -> None:
             }
         )
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("variants", nargs="+", type=parse_variant, metavar="NAME=REV[;VAR=VALUE]")
+    parser.add_argument("--mode", choices=("durable", "fast"), default="fast")
+    parser.add_argument("--workload", choices=("hot", "per-recipient"), default="hot")
+    parser.add_argument("--links", type=positive, default=1_000_000)
+    parser.add_argument("--rounds", type=positive, default=10)
+    parser.add_argument("--segment", type=positive, default=2, help="seconds per run")
+    parser.add_argument("--connections", type=positive, default=64)
+    parser.add_argument("--sched", action="store_true", help="the scheduler's account too")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    variants: dict[str, Variant] = {}
+    for variant in args.variants:
+        if variant.name in variants:
+            parser.error(f"two variants named {variant.name!r}")
+        if variant.revision != "." and not is_commit(variant.revision):
+            parser.error(f"{variant.name}: {variant.revision!r} is not a commit of this repository")
+        variants[variant.name] = variant
+
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as servers:
+        scratch = Path(tmp)
+        database = scratch / "built.db"
+        codes = build(database, args.links)
+        codes_file = scratch / "codes.txt"
+        if args.workload == "hot":
+            codes = random.Random(args.seed).sample(codes, min(HOT_LINKS, len(codes)))
+        codes_file.write_text("\n".join(codes) + "\n")
+        del codes
+        bare_url, _ = servers.enter_context(bare_server())
+        for variant in variants.values():
+            env = {**checkout(variant.revision, scratch / f"rev-{variant.name}"), **variant.env}
+            copy = scratch / f"db-{variant.name}.db"
+            shutil.copy(database, copy)
+            server = tracker_server(copy, args.mode, env, cwd=scratch)
+            variant.url, variant.pid = servers.enter_context(server)
+        for url in (bare_url, *(variant.url for variant in variants.values())):
+            wrk(url, codes_file, WARMUP_S, args.connections, False)
+        if args.sched and not all(children(variant.pid) for variant in variants.values()):
+            parser.error("--sched: a server has no click process (TRACKER_CLICK_WRITER=thread?)")
+
+        def ceiling() -> int:
+            return int(
+                wrk(bare_url, codes_file, args.segment, args.connections, False)["req_per_s"]
+            )
+
+        ceiling_runs = [ceiling()]
+        ceilings: dict[str, list[float]] = {name: [] for name in variants}
+        for order in schedule(list(variants), args.rounds):
+            for name in order:
+                variants[name].runs.append(measured(variants[name], codes_file, args))
+                ceiling_runs.append(ceiling())
+                ceilings[name].append((ceiling_runs[-2] + ceiling_runs[-1]) / 2)
+
+    results = {name: summary(variant, ceilings[name]) for name, variant in variants.items()}
+    report(args, ceiling_runs, results)
 
 
 if __name__ == "__main__":

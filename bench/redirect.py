@@ -178,11 +178,12 @@ def _answers_302(url: str) -> bool:
 
 @contextmanager
 def tracker_server(
-    database: Path, mode: str, env: dict[str, str] | None = None
+    database: Path, mode: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Iterator[tuple[str, int]]:
     """Run tracker serve on ``database`` in click durability ``mode`` (and ``env``, e.g. a
     ``PYTHONPATH`` with another revision's package: bench/ab.py); yield (url, pid)."""
-    with running_server(database, env={**(env or {}), "TRACKER_CLICK_DURABILITY": mode}) as server:
+    env = {**(env or {}), "TRACKER_CLICK_DURABILITY": mode}
+    with running_server(database, env=env, cwd=cwd) as server:
         # Measure the steady state: the link index (decision 0010) is filled in the
         # background at startup, 1.4 s for a million links on an idle server.
         deadline = time.monotonic() + 120

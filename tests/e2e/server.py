@@ -45,7 +45,7 @@ class Server:
 
 @contextmanager
 def running_server(
-    database: Path, *extra: str, env: dict[str, str] | None = None
+    database: Path, *extra: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Iterator[Server]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -65,6 +65,7 @@ def running_server(
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
     output: list[str] = []
     reader = threading.Thread(target=_collect, args=(process, output), daemon=True)

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from bench.ab import Variant, is_commit, parse_variant, summary
+from bench.ab import Variant, is_commit, parse_variant, schedule, summary
 
 GRID = [(float(p), float(p * 100)) for p in range(1, 101)]  # percentile p at 100 p µs
 
@@ -16,7 +16,19 @@ def test_a_variant_is_a_name_a_revision_and_settings() -> None:
     assert variant.env == {"TRACKER_ROLLUP_SECONDS": "0", "TRACKER_X": "a=b"}
 
 
-@pytest.mark.parametrize("text", ["HEAD", "=HEAD", "now=", "now=HEAD;NOVALUE", "now=HEAD;=1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "HEAD",
+        "=HEAD",
+        "now=",
+        "now=HEAD;NOVALUE",
+        "now=HEAD;=1",
+        "a/b=HEAD",  # a name is part of file names
+        "now.db=HEAD",
+        "now=HEAD;TRACKER_CLICK_DURABILITY=fast",  # --mode's, for every variant
+    ],
+)
 def test_a_malformed_variant_is_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         parse_variant(text)
@@ -27,10 +39,29 @@ def test_only_commits_of_this_repository_are_revisions() -> None:
     assert not is_commit("no-such-revision")
 
 
+def test_each_round_rotates_the_order_by_one() -> None:
+    assert schedule(["a", "b", "c"], 4) == [
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+        ["a", "b", "c"],
+    ]
+    assert schedule(["a"], 2) == [["a"], ["a"]]
+
+
 def test_the_summary_takes_each_run_against_its_own_ceilings() -> None:
     variant = Variant("now", "HEAD", {})
     for rate in (5_000, 9_000, 6_000):
-        variant.runs.append({"req_per_s": rate, "requests": rate * 2, "grid": GRID, "non_302": 0})
+        errors = {"timeout": 3} if rate == 9_000 else {}
+        variant.runs.append(
+            {
+                "req_per_s": rate,
+                "requests": rate * 2,
+                "grid": GRID,
+                "non_302": 0,
+                "socket_errors": errors,
+            }
+        )
     # Against 10 000 req/s each time, the second run would be the best; against its own
     # ceiling (the machine was fast then), it is the worst.
     result = summary(variant, [10_000, 30_000, 10_000])
@@ -39,4 +70,5 @@ def test_the_summary_takes_each_run_against_its_own_ceilings() -> None:
     assert result["ratio_range"] == [0.3, 0.6]
     assert result["req_per_s"] == 6_000
     assert result["p99_ms"] == pytest.approx(9.9)
+    assert result["socket_errors"] == {"timeout": 3}
     assert "server_running" not in result
