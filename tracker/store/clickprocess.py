@@ -5,9 +5,9 @@ In the server's process every Python step of a write — classifying a batch's c
 binding their values, the aiosqlite thread's hand-offs — holds the interpreter lock that
 the redirect's event loop needs, so a click's write slowed redirects even though SQLite
 itself runs on the other core. Here the server serialises the batch's raw clicks (orjson,
-one C call) into a pipe, and a child process — ``python -m tracker.store.clickprocess DB
-TRUSTED_PROXIES IP_STORAGE FOLD_SECONDS`` — classifies them (``tracker.clicks.to_rows``: user
-agent, bot rules, address), inserts them in one transaction and answers when it has
+one C call) into a pipe, and a child process — ``python -P -m tracker.store.clickprocess
+DB TRUSTED_PROXIES IP_STORAGE FOLD_SECONDS`` — classifies them (``tracker.clicks.to_rows``:
+user agent, bot rules, address), inserts them in one transaction and answers when it has
 committed; between batches it keeps the click rollup current (``serve``). A never-seen
 User-Agent's parse (about a millisecond) happens there, not on the event loop.
 ``SqliteStore.record_hits`` holds the store's write lock around each batch, shared with the
