@@ -43,8 +43,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.latency import merged_percentile
-from bench.redirect import HOT_LINKS, ROOT, WARMUP_S, bare_server, build, tracker_server, wrk
+from bench.redirect import (
+    HOT_LINKS,
+    ROOT,
+    WARMUP_S,
+    bare_server,
+    build,
+    combine,
+    tracker_server,
+    wrk,
+)
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -173,25 +181,20 @@ def _median(runs: list[dict], key: str, digits: int) -> float | None:
     return round(statistics.median(figures), digits) if figures else None
 
 
-def summary(variant: Variant, ceilings: list[float]) -> dict:
-    """Medians over a variant's runs; ``ceilings``: the mean of each run's two ceiling runs."""
-    pairs = zip(variant.runs, ceilings, strict=True)
-    ratios = [run["req_per_s"] / ceiling for run, ceiling in pairs]
-    errors: dict[str, int] = {}
-    for run in variant.runs:
-        for kind, count in run["socket_errors"].items():
-            errors[kind] = errors.get(kind, 0) + count
+def summary(variant: Variant, ceilings: list[dict], around: list[tuple[int, int]]) -> dict:
+    """bench/redirect.py's ``combine`` of a variant's runs (each against the ceiling runs
+    ``around`` names for it), in this script's terms, with the scheduler's medians."""
+    combined = combine(variant.runs, ceilings, around)
     result = {
         "revision": variant.revision,
         "env": variant.env,
-        "ratio": round(statistics.median(ratios), 3),
-        "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
-        "ratios": [round(ratio, 3) for ratio in ratios],
-        "req_per_s": round(statistics.median(run["req_per_s"] for run in variant.runs)),
-        "p99_ms": merged_percentile([(run["requests"], run["grid"]) for run in variant.runs], 99)
-        / 1000,
-        "non_302": sum(run["non_302"] for run in variant.runs),
-        "socket_errors": errors,
+        "ratio": combined["ratio_to_ceiling"],
+        "ratio_range": combined["ratio_range"],
+        "ratios": [run["ratio"] for run in combined["runs"]],
+        "req_per_s": combined["req_per_s"],
+        "p99_ms": combined["p99_ms"],
+        "non_302": combined["non_302"],
+        "socket_errors": combined["socket_errors"],
     }
     for key in ("server_running", "server_waiting", "server_asleep"):
         figure = _median(variant.runs, key, 3)
@@ -283,21 +286,19 @@ def main() -> None:
         if args.sched and not all(children(variant.pid) for variant in variants.values()):
             parser.error("--sched: a server has no click process (TRACKER_CLICK_WRITER=thread?)")
 
-        def ceiling() -> int:
-            return int(
-                wrk(bare_url, codes_file, args.segment, args.connections, False)["req_per_s"]
-            )
+        def ceiling() -> dict:
+            return wrk(bare_url, codes_file, args.segment, args.connections, False)
 
-        ceiling_runs = [ceiling()]
-        ceilings: dict[str, list[float]] = {name: [] for name in variants}
+        ceilings = [ceiling()]
+        around: dict[str, list[tuple[int, int]]] = {name: [] for name in variants}
         for order in schedule(list(variants), args.rounds):
             for name in order:
                 variants[name].runs.append(measured(variants[name], codes_file, args))
-                ceiling_runs.append(ceiling())
-                ceilings[name].append((ceiling_runs[-2] + ceiling_runs[-1]) / 2)
+                ceilings.append(ceiling())
+                around[name].append((len(ceilings) - 2, len(ceilings) - 1))
 
-    results = {name: summary(variant, ceilings[name]) for name, variant in variants.items()}
-    report(args, ceiling_runs, results)
+    results = {name: summary(variant, ceilings, around[name]) for name, variant in variants.items()}
+    report(args, [run["req_per_s"] for run in ceilings], results)
 
 
 if __name__ == "__main__":

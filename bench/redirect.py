@@ -280,12 +280,19 @@ def tracker_run(
     return result
 
 
-def combine(segments: list[dict], ceilings: list[dict]) -> dict:
+def combine(
+    segments: list[dict], ceilings: list[dict], around: list[tuple[int, int]] | None = None
+) -> dict:
     """One result for a workload's interleaved runs: medians of the rates and ratios, the
-    latency percentiles of all their requests together, every response counted."""
+    latency percentiles of all their requests together, every response counted.
+
+    Each run's ratio is to the mean of the two ceiling runs ``around`` names for it (their
+    indices in ``ceilings``); by default run i sits between ceiling runs i and i + 1."""
+    if around is None:
+        around = [(index, index + 1) for index in range(len(segments))]
     ratios = []
-    for index, run in enumerate(segments):
-        ceiling = (ceilings[index]["req_per_s"] + ceilings[index + 1]["req_per_s"]) / 2
+    for run, (before, after) in zip(segments, around, strict=True):
+        ceiling = (ceilings[before]["req_per_s"] + ceilings[after]["req_per_s"]) / 2
         ratios.append(run["req_per_s"] / ceiling)
     grids = [(run["requests"], run["grid"]) for run in segments]
     statuses: dict[int, int] = {}

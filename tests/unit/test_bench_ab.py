@@ -49,22 +49,28 @@ def test_each_round_rotates_the_order_by_one() -> None:
     assert schedule(["a"], 2) == [["a"], ["a"]]
 
 
+def _run(rate: int, errors: dict[str, int] | None = None) -> dict:
+    """A wrk run's figures as bench/redirect.py's ``wrk`` returns them: 2 s at ``rate``."""
+    return {
+        "req_per_s": rate,
+        "requests": rate * 2,
+        "grid": GRID,
+        "p99_ms": 9.9,
+        "max_ms": 10.0,
+        "statuses": {302: rate * 2},
+        "socket_errors": errors or {},
+    }
+
+
 def test_the_summary_takes_each_run_against_its_own_ceilings() -> None:
     variant = Variant("now", "HEAD", {})
     for rate in (5_000, 9_000, 6_000):
-        errors = {"timeout": 3} if rate == 9_000 else {}
-        variant.runs.append(
-            {
-                "req_per_s": rate,
-                "requests": rate * 2,
-                "grid": GRID,
-                "non_302": 0,
-                "socket_errors": errors,
-            }
-        )
+        variant.runs.append(_run(rate, {"timeout": 3} if rate == 9_000 else None))
     # Against 10 000 req/s each time, the second run would be the best; against its own
-    # ceiling (the machine was fast then), it is the worst.
-    result = summary(variant, [10_000, 30_000, 10_000])
+    # ceiling (the machine was fast then), it is the worst. The ceiling runs between are
+    # those around the other variants' runs in the A/B.
+    ceilings = [_run(rate) for rate in (10_000, 99, 10_000, 30_000, 99, 30_000, 10_000, 10_000)]
+    result = summary(variant, ceilings, [(0, 2), (3, 5), (6, 7)])
     assert result["ratios"] == [0.5, 0.3, 0.6]
     assert result["ratio"] == 0.5
     assert result["ratio_range"] == [0.3, 0.6]
