@@ -500,3 +500,20 @@ def test_build_destination_properties() -> None:
         assert finish_destination(base, passthrough, "tclid", click_id) == result, context
         fast = finish_destination(base, "", "tclid", click_id)
         assert fast == finish_destination(base, "&", "tclid", click_id), context
+
+
+@pytest.mark.parametrize(
+    "passthrough",
+    [
+        "a=%0D%0ASet-Cookie:%20x=1",
+        "a=\r\nSet-Cookie: x=1",
+        "%0d%0a=1&b=%00%7f",
+        "k=caf%C3%A9&n=%FF&u=\u00e9\u20ac",
+        "x=\x00\x1f\x7f\x80",
+    ],
+)
+def test_a_location_is_printable_ascii_whatever_the_query(passthrough: str) -> None:
+    """The protocol writes ``Location`` as it is (tracker.web.protocol): no query a client
+    sends may put a control character or a non-ASCII byte in it."""
+    location = finish_destination("https://shop.example/p?a=1", passthrough, "tclid", "C1")
+    assert location.isascii() and location.isprintable() and " " not in location

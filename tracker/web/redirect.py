@@ -13,8 +13,10 @@ no JSON: those happen in the writer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from time import perf_counter
 from typing import TYPE_CHECKING
 
@@ -64,7 +66,7 @@ class Front:
         self._writer = services.writer
         telemetry = services.telemetry
         self._observe = telemetry.observe_redirect
-        self._timed_302 = {m: telemetry.redirect_timings(m, 302).append for m in ("GET", "HEAD")}
+        self.timed_302 = {m: telemetry.redirect_timings(m, 302).append for m in ("GET", "HEAD")}
         self._trust_forwarded = bool(services.settings.proxy_networks)
         self._codes: CodeBook | None = None  # the store's secret is read at startup
 
@@ -87,6 +89,36 @@ class Front:
             await self._app(scope, receive, send)
             return
         started = perf_counter()
+        route = self.route_now(code)
+        if route is None:
+            found = await self._find(code, scope, send)
+            if isinstance(found, int):  # nothing to redirect to: a page was sent
+                self._observe(method, found, perf_counter() - started)
+                return
+            route = found
+        click = self.click(
+            route, method, scope["query_string"], scope["headers"], scope.get("client")
+        )
+        if click is None:  # disabled or expired
+            fallback = route[8]
+            if fallback is None:
+                status = await _page_response(scope, send, 410, GONE)
+            else:
+                status = await _redirect(send, fallback)
+            self._observe(method, status, perf_counter() - started)
+            return
+        location, waiter = click
+        if waiter is not None:
+            await waiter
+        # ``_redirect``, inlined: one coroutine less per request.
+        headers = [(b"location", location), _NO_STORE, _EMPTY]
+        await send({"type": "http.response.start", "status": 302, "headers": headers})
+        await send(_NO_BODY)
+        self.timed_302[method](perf_counter() - started)  # counted later (Telemetry)
+
+    def route_now(self, code: str) -> RouteTuple | None:
+        """The route of ``code`` if it is known without the store (cached, or its link in
+        the index); ``None`` when the store must be asked, or the code's tag fails."""
         route = self._links.cached(code)
         if route is None:
             codes = self._codes
@@ -95,12 +127,20 @@ class Front:
             link_id = codes.decode(code)  # None unless the code's tag verifies
             if link_id is not None:
                 route = self._links.indexed(code, link_id)
-            if route is None:
-                found = await self._find(code, link_id, scope, send)
-                if isinstance(found, int):  # nothing to redirect to: a page was sent
-                    self._observe(method, found, perf_counter() - started)
-                    return
-                route = found
+        return route
+
+    def click(
+        self,
+        route: RouteTuple,
+        method: str,
+        query: bytes,
+        headers: Iterable[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+    ) -> tuple[bytes, asyncio.Future[None] | None] | None:
+        """A redirect's click: the ``Location`` with a fresh click id, and the waiter
+        ``submit`` gave for the click (durable mode: answer once it is done). ``None`` when
+        the link is disabled or expired: no click is taken, and the caller answers with its
+        fallback or a 410."""
         (
             link_id,
             campaign_id,
@@ -110,18 +150,12 @@ class Front:
             after_click_id,
             disabled,
             expires_at_ms,
-            fallback,
+            _,
         ) = route
         now_ms = time.time_ns() // 1_000_000
         if disabled or (expires_at_ms is not None and now_ms >= expires_at_ms):
-            if fallback is None:
-                status = await _page_response(scope, send, 410, GONE)
-            else:
-                status = await _redirect(send, fallback)
-            self._observe(method, status, perf_counter() - started)
-            return
+            return None
         click_id = new_click_id(now_ms)
-        query = scope["query_string"]
         if before_click_id is not None and after_click_id is not None and not query:
             # finish_destination's result, prepared
             location = before_click_id + click_id + after_click_id
@@ -133,14 +167,13 @@ class Front:
                 click_id,
             )
         user_agent = referrer = forwarded = None
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name == b"user-agent":
                 user_agent = value.decode("latin-1")
             elif name == b"referer":
                 referrer = value.decode("latin-1")
             elif name == b"x-forwarded-for" and self._trust_forwarded:
                 forwarded = value.decode("latin-1")
-        client = scope.get("client")
         waiter = self._writer.submit(
             (  # a Click's fields (tracker.models.ClickFields)
                 link_id,
@@ -154,20 +187,15 @@ class Front:
                 referrer,
             )
         )
-        if waiter is not None:
-            await waiter
-        # ``_redirect``, inlined: one coroutine less per request.
-        headers = [(b"location", location.encode("latin-1")), _NO_STORE, _EMPTY]
-        await send({"type": "http.response.start", "status": 302, "headers": headers})
-        await send(_NO_BODY)
-        self._timed_302[method](perf_counter() - started)  # counted later (Telemetry)
+        # Always ASCII: destinations are stored as ASCII, parameters percent-encoded.
+        return location.encode("latin-1"), waiter
 
-    async def _find(
-        self, code: str, link_id: int | None, scope: Scope, send: Send
-    ) -> RouteTuple | int:
+    async def _find(self, code: str, scope: Scope, send: Send) -> RouteTuple | int:
         """The route of a code neither cached nor indexed, from the store; when there is
         none to follow, the status of the page sent instead (404 for a code whose tag
-        failed, ``link_id`` None, or that names no link; 503 when the store failed)."""
+        fails, or that names no link; 503 when the store failed)."""
+        assert self._codes is not None  # route_now read it
+        link_id = self._codes.decode(code)
         if link_id is None:
             return await _page_response(scope, send, 404, NOT_FOUND)
         try:
