@@ -180,6 +180,16 @@ async def _run_reclassify(settings: Settings) -> tuple[int, int]:
         await store.close()
 
 
+# How ``tracker serve`` runs uvicorn, apart from addresses and logging (the tests' in-process
+# server uses the same): X-Forwarded-For is the app's to trust (TRACKER_TRUSTED_PROXIES),
+# no Server header, and redirects answered in the HTTP protocol (docs/decisions/0012).
+UVICORN_OPTIONS = {
+    "proxy_headers": False,
+    "server_header": False,
+    "http": "tracker.web.protocol:RedirectProtocol",
+}
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -210,9 +220,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=settings.log_level,
         log_config=_log_config(settings.log_level),
         access_log=args.access_log,
-        proxy_headers=False,
-        server_header=False,
         timeout_graceful_shutdown=10,
+        **UVICORN_OPTIONS,
     )
     return 0
 

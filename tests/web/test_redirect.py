@@ -1,4 +1,5 @@
-"""The hot path through the ASGI app: answers, clicks written, failures survived."""
+"""The hot path: answers, clicks written, failures survived — through both doors (the
+ASGI app, and uvicorn with ``RedirectProtocol`` as ``tracker serve`` runs it)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from tests.conftest import BASE_URL
+from tests.web.doors import DOORS, http_client
 from tracker.app import create_app
 from tracker.config import Settings
 from tracker.store.base import StoreError
@@ -38,6 +40,23 @@ async def issue(
     )
     assert response.status_code == 200, response.text
     return str(response.json()["links"][0]["code"])
+
+
+@pytest.fixture(params=DOORS)
+def door(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, store: SqliteStore, door: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """conftest's ``client``, through each door."""
+    app = create_app(settings, store=store)
+    async with http_client(app, door) as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+    await app.services.writer.close()
 
 
 @pytest.fixture
@@ -311,16 +330,16 @@ async def test_lookup_failure_is_a_503_page(
 
 
 @pytest.fixture
-async def proxied(settings: Settings, store: SqliteStore) -> AsyncIterator[httpx.AsyncClient]:
+async def proxied(
+    settings: Settings, store: SqliteStore, door: str
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         Settings(
             database_url=settings.database_url, base_url=BASE_URL, trusted_proxies="127.0.0.1"
         ),
         store=store,
     )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as http:
+    async with http_client(app, door) as http:
         http.app = app  # type: ignore[attr-defined]
         yield http
     await app.services.writer.close()
@@ -360,7 +379,7 @@ async def test_forwarded_for_is_trusted_only_from_configured_proxies(
     ],
 )
 async def test_the_front_answers_code_paths_and_hands_the_rest_on(
-    settings: Settings, store: SqliteStore, method: str, path: str, answered: bool
+    settings: Settings, store: SqliteStore, door: str, method: str, path: str, answered: bool
 ) -> None:
     handed: list[str] = []
 
@@ -371,9 +390,7 @@ async def test_the_front_answers_code_paths_and_hands_the_rest_on(
 
     services = create_app(settings, store=store).services
     front = Front(starlette, services)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=front), base_url="http://t"
-    ) as http:
+    async with http_client(front, door) as http:
         response = await http.request(method, path)
     await services.writer.close()
     if answered:  # by the front itself: a code whose tag does not verify is its 404 page
@@ -382,7 +399,9 @@ async def test_the_front_answers_code_paths_and_hands_the_rest_on(
         assert handed == [path] and response.status_code == 204
 
 
-async def test_fast_mode_answers_then_writes(settings: Settings, store: SqliteStore) -> None:
+async def test_fast_mode_answers_then_writes(
+    settings: Settings, store: SqliteStore, door: str
+) -> None:
     gate = asyncio.Event()
     record = store.record_clicks
 
@@ -405,9 +424,7 @@ async def test_fast_mode_answers_then_writes(settings: Settings, store: SqliteSt
         app.services.codes.encode,
     )
     app.services.writer._max_wait = 60  # a durable writer would hold the answers this long
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as http:
+    async with http_client(app, door) as http:
         requests = asyncio.gather(*(http.get(f"/{link.code}") for _ in range(50)))
         answers = await asyncio.wait_for(requests, 5)  # durable mode would wait for the gate
     assert {a.status_code for a in answers} == {302}
@@ -423,6 +440,7 @@ async def test_a_restarted_process_redirects_from_the_link_index(
     campaign: dict[str, object],
     settings: Settings,
     store: SqliteStore,
+    door: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Links issued before a process starts are indexed at startup: opening each for the
@@ -440,8 +458,7 @@ async def test_a_restarted_process_redirects_from_the_link_index(
     restarted = create_app(settings, store=store)
     await restarted.services.links.load_index()
     reads = count_link_reads(store, monkeypatch)
-    transport = httpx.ASGITransport(app=restarted)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+    async with http_client(restarted, door) as http:
         for code in codes:
             response = await http.get(f"/{code}")
             assert response.status_code == 302

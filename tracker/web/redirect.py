@@ -9,6 +9,10 @@ index, and only for a link not in it a primary-key read that stays on the event 
 the per-request part of the destination, a fresh click id, a ``submit`` to the click writer,
 the 302, and the request's count and time for /metrics. No SQL write, no user-agent parsing,
 no JSON: those happen in the writer.
+
+Under ``tracker serve`` most redirects do not come through here as ASGI calls: uvicorn's
+HTTP protocol (``tracker.web.protocol``) answers those it can with this class's
+``route_now`` and ``click``, and hands the rest to it as an ASGI app (docs/decisions/0012).
 """
 
 from __future__ import annotations
@@ -137,10 +141,10 @@ class Front:
         headers: Iterable[tuple[bytes, bytes]],
         client: tuple[str, int] | None,
     ) -> tuple[bytes, asyncio.Future[None] | None] | None:
-        """A redirect's click: the ``Location`` with a fresh click id, and the waiter
-        ``submit`` gave for the click (durable mode: answer once it is done). ``None`` when
-        the link is disabled or expired: no click is taken, and the caller answers with its
-        fallback or a 410."""
+        """A redirect's click, for either door (this ASGI app, or ``tracker.web.protocol``):
+        the ``Location`` with a fresh click id, and the waiter ``submit`` gave for the click
+        (durable mode: answer once it is done). ``None`` when the link is disabled or
+        expired: no click is taken, and the caller answers with its fallback or a 410."""
         (
             link_id,
             campaign_id,

@@ -1,0 +1,176 @@
+"""The redirect answered inside uvicorn's HTTP protocol, before any ASGI machinery
+(``tracker serve`` runs uvicorn with ``RedirectProtocol``; docs/decisions/0012).
+
+Per request, uvicorn's httptools protocol builds an ASGI scope, a request-response cycle
+with an ``asyncio.Event``, a task to run the app, and then checks each response header
+against two regular expressions as the app sends it; for a 302 that is more Python than
+the redirect's own. ``RedirectProtocol`` answers a plain redirect itself, as soon as the
+request's headers are parsed: the route from ``Front.route_now`` (cache or link index, no
+I/O), the click from ``Front.click`` (the same function the ASGI door uses), and the 302
+written to the socket — at once in fast mode, from the click's commit callback in durable
+mode. Anything else goes the ASGI way, unchanged: another method or path, a code that
+needs the store (a miss, a 404, a 503), a disabled or expired link, a request that is not
+HTTP/1.1 keep-alive, one pipelined behind an unanswered request, a connection whose
+writes are paused, an upgrade, and every request when the access log is on.
+
+It uses uvicorn's protocol attributes (``cycle``, ``pipeline``, ``flow``, ``url``,
+``headers``, ``on_response_complete``), so pyproject pins the uvicorn releases it is
+tested with.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from time import perf_counter
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from tracker.web.redirect import RESERVED, Front
+
+log = logging.getLogger("tracker.redirect")
+
+_STATUS = b"HTTP/1.1 302 Found\r\n"
+_TAIL = b"\r\ncache-control: no-store\r\ncontent-length: 0\r\n\r\n"
+_RESERVED = frozenset(path.encode() for path in RESERVED)
+
+
+class _NoEvent:
+    """Stands in for the cycle's ``message_event``: nothing waits on it here."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        pass
+
+
+class _Answered:
+    """The protocol's ``cycle`` after a redirect answered at once: complete."""
+
+    __slots__ = ()
+    response_complete = True
+
+
+class _Waiting:
+    """The protocol's ``cycle`` while a durable redirect waits for its click's commit: the
+    attributes uvicorn's protocol reads or sets on a cycle (a request pipelined behind it
+    is queued; a disconnect or a shutdown is noted)."""
+
+    __slots__ = (
+        "body",
+        "disconnected",
+        "keep_alive",
+        "message_event",
+        "more_body",
+        "response_complete",
+    )
+
+    def __init__(self) -> None:
+        self.response_complete = False
+        self.disconnected = False
+        self.keep_alive = True
+        self.more_body = True
+        self.body = bytearray()  # a GET's body, if one came: ignored, as the ASGI door does
+        self.message_event = _NO_EVENT
+
+
+_NO_EVENT = _NoEvent()
+_ANSWERED = _Answered()
+
+
+class RedirectProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, answering plain redirects of a ``Front`` itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # With the access log on, every request goes the ASGI way, which logs it.
+        self._front = None if self.access_log else _front_of(self.app)
+        self._defaults: object = None  # the server's default headers _head was made from
+        self._head = b""
+
+    def on_headers_complete(self) -> None:
+        front = self._front
+        cycle = self.cycle
+        if (
+            front is not None
+            and (cycle is None or cycle.response_complete)
+            and not self.pipeline
+            and not self.flow.write_paused
+        ):
+            parser = self.parser
+            method = parser.get_method()
+            if (
+                (method == b"GET" or method == b"HEAD")
+                and parser.should_keep_alive()
+                and parser.get_http_version() == "1.1"
+                and not parser.should_upgrade()
+            ):
+                path, _, query = self.url.partition(b"?")
+                code = path[1:]
+                if (
+                    path[:1] == b"/"
+                    and code.isalnum()  # bytes: ASCII letters and digits only
+                    and path not in _RESERVED
+                    and b"#" not in query
+                    and self._answer(front, "GET" if method == b"GET" else "HEAD", code, query)
+                ):
+                    return
+        super().on_headers_complete()
+
+    def _answer(self, front: Front, method: str, code: bytes, query: bytes) -> bool:
+        """Answer the request if its route is known and open; ``False`` (nothing done)
+        otherwise."""
+        started = perf_counter()
+        route = front.route_now(code.decode("ascii"))
+        if route is None:
+            return False
+        click = front.click(route, method, query, self.headers, self.client)
+        if click is None:
+            return False
+        location, waiter = click
+        defaults = self.server_state.default_headers  # a new list each second (the date)
+        if defaults is not self._defaults:
+            self._defaults = defaults
+            self._head = (
+                _STATUS
+                + b"".join(name + b": " + value + b"\r\n" for name, value in defaults)
+                + b"location: "
+            )
+        response = self._head + location + _TAIL
+        if waiter is None:
+            self.cycle = _ANSWERED  # type: ignore[assignment]
+            self.transport.write(response)
+            front.timed_302[method](perf_counter() - started)
+            self.on_response_complete()
+        else:
+            waiting = _Waiting()
+            self.cycle = waiting  # type: ignore[assignment]
+            waiter.add_done_callback(partial(self._committed, waiting, response, method, started))
+        return True
+
+    def _committed(
+        self, waiting: _Waiting, response: bytes, method: str, started: float, _: object
+    ) -> None:
+        """A durable redirect's answer, once its click is committed (or given up on)."""
+        if waiting.disconnected:  # the click is stored all the same
+            return
+        if not waiting.keep_alive:  # the server is shutting down: say so, then close
+            response = response[:-2] + b"connection: close\r\n\r\n"
+        self.transport.write(response)
+        waiting.response_complete = True
+        front = self._front
+        assert front is not None
+        front.timed_302[method](perf_counter() - started)
+        if not waiting.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+
+
+def _front_of(app: Any) -> Front | None:
+    """The ``Front`` inside what uvicorn loaded (uvicorn may wrap it, e.g. to trace)."""
+    while not isinstance(app, Front):
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return app
