@@ -5,6 +5,7 @@ app called directly (httpx's ASGI transport), and uvicorn with ``RedirectProtoco
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
@@ -38,6 +39,9 @@ async def serving(app: Any, **config: Any) -> AsyncIterator[Served]:
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **options)
     )
+    errors = _Errors()
+    for name in _WATCHED:
+        logging.getLogger(name).addHandler(errors)
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(10):
@@ -50,6 +54,25 @@ async def serving(app: Any, **config: Any) -> AsyncIterator[Served]:
     finally:
         server.should_exit = True
         await task  # a test may have stopped it already
+        for name in _WATCHED:
+            logging.getLogger(name).removeHandler(errors)
+    # An exception in a protocol callback is only logged: fail on it.
+    assert not errors.records, [record.getMessage() for record in errors.records]
+
+
+# Where uvicorn and the event loop report what went wrong in a connection.
+_WATCHED = ("asyncio", "uvicorn.error")
+
+
+class _Errors(logging.Handler):
+    def __init__(self) -> None:
+        # uvicorn's warning "Invalid HTTP request received." is how an exception raised in
+        # a protocol callback ends (httptools turns it into a parser error).
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 @asynccontextmanager

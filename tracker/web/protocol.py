@@ -11,7 +11,8 @@ written to the socket — at once in fast mode, from the click's commit callback
 mode. Anything else goes the ASGI way, unchanged: another method or path, a code that
 needs the store (a miss, a 404, a 503), a disabled or expired link, a request that is not
 HTTP/1.1 keep-alive, one pipelined behind an unanswered request, a connection whose
-writes are paused, an upgrade, and every request when the access log is on.
+writes are paused, an upgrade; and every request when the access log is on, when uvicorn
+wraps the app (its proxy headers, its trace log) or when it has a root path.
 
 It uses uvicorn's protocol attributes (``cycle``, ``pipeline``, ``flow``, ``url``,
 ``headers``, ``on_response_complete``), so pyproject pins the uvicorn releases it is
@@ -20,6 +21,7 @@ tested with.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 from time import perf_counter
@@ -45,11 +47,16 @@ class _NoEvent:
         pass
 
 
+_NO_EVENT = _NoEvent()
+
+
 class _Answered:
-    """The protocol's ``cycle`` after a redirect answered at once: complete."""
+    """The protocol's ``cycle`` after a redirect answered at once: complete (uvicorn sets
+    its ``message_event`` when the connection is lost)."""
 
     __slots__ = ()
     response_complete = True
+    message_event = _NO_EVENT
 
 
 class _Waiting:
@@ -75,7 +82,6 @@ class _Waiting:
         self.message_event = _NO_EVENT
 
 
-_NO_EVENT = _NoEvent()
 _ANSWERED = _Answered()
 
 
@@ -84,12 +90,20 @@ class RedirectProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # With the access log on, every request goes the ASGI way, which logs it.
-        self._front = None if self.access_log else _front_of(self.app)
+        app = self.app
+        # Only a bare Front at the root: a wrapper (uvicorn's proxy headers, its trace
+        # logging) or a root path would change what the ASGI way does; and uvicorn logs a
+        # request (--access-log) only where the ASGI app answers it.
+        answers = isinstance(app, Front) and not self.root_path and not self.access_log
+        self._front = app if answers else None
         self._defaults: object = None  # the server's default headers _head was made from
         self._head = b""
 
     def on_headers_complete(self) -> None:
+        if self.timeout_keep_alive_task is not None:
+            # Armed by a redirect answered earlier in this same read: this request is not
+            # an idle connection (uvicorn disarms it only when data arrives).
+            self._unset_keepalive_if_required()
         front = self._front
         cycle = self.cycle
         if (
@@ -113,22 +127,37 @@ class RedirectProtocol(HttpToolsProtocol):
                     and code.isalnum()  # bytes: ASCII letters and digits only
                     and path not in _RESERVED
                     and b"#" not in query
-                    and self._answer(front, "GET" if method == b"GET" else "HEAD", code, query)
                 ):
-                    return
+                    name = "GET" if method == b"GET" else "HEAD"
+                    started = perf_counter()
+                    try:
+                        click = self._click(front, name, code, query)
+                    except Exception:  # a bug: the ASGI way answers (a 500 if it fails too)
+                        log.exception("redirect: the protocol could not answer; the app will")
+                        click = None
+                    if click is not None:
+                        self._respond(front, name, started, *click)
+                        return
         super().on_headers_complete()
 
-    def _answer(self, front: Front, method: str, code: bytes, query: bytes) -> bool:
-        """Answer the request if its route is known and open; ``False`` (nothing done)
-        otherwise."""
-        started = perf_counter()
+    def _click(
+        self, front: Front, method: str, code: bytes, query: bytes
+    ) -> tuple[bytes, asyncio.Future[None] | None] | None:
+        """``Front.click`` for a code whose route is known without the store and open;
+        ``None`` (no click taken) when the ASGI way must answer."""
         route = front.route_now(code.decode("ascii"))
         if route is None:
-            return False
-        click = front.click(route, method, query, self.headers, self.client)
-        if click is None:
-            return False
-        location, waiter = click
+            return None
+        return front.click(route, method, query, self.headers, self.client)
+
+    def _respond(
+        self,
+        front: Front,
+        method: str,
+        started: float,
+        location: bytes,
+        waiter: asyncio.Future[None] | None,
+    ) -> None:
         defaults = self.server_state.default_headers  # a new list each second (the date)
         if defaults is not self._defaults:
             self._defaults = defaults
@@ -147,12 +176,13 @@ class RedirectProtocol(HttpToolsProtocol):
             waiting = _Waiting()
             self.cycle = waiting  # type: ignore[assignment]
             waiter.add_done_callback(partial(self._committed, waiting, response, method, started))
-        return True
 
     def _committed(
         self, waiting: _Waiting, response: bytes, method: str, started: float, _: object
     ) -> None:
-        """A durable redirect's answer, once its click is committed (or given up on)."""
+        """A durable redirect's answer, once its click is committed or given up on: the
+        click writer only ever completes the future (a recipient never sees an error
+        because analytics failed)."""
         if waiting.disconnected:  # the click is stored all the same
             return
         if not waiting.keep_alive:  # the server is shutting down: say so, then close
@@ -165,12 +195,3 @@ class RedirectProtocol(HttpToolsProtocol):
         if not waiting.keep_alive:
             self.transport.close()
         self.on_response_complete()
-
-
-def _front_of(app: Any) -> Front | None:
-    """The ``Front`` inside what uvicorn loaded (uvicorn may wrap it, e.g. to trace)."""
-    while not isinstance(app, Front):
-        app = getattr(app, "app", None)
-        if app is None:
-            return None
-    return app
