@@ -139,15 +139,22 @@ def pin(pid: int, cpus: str) -> None:
     subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, capture_output=True)
 
 
+# The bare 302 each ceiling is measured with: the issue's, an ASGI app on uvicorn; or the
+# same 302 answered in uvicorn's HTTP protocol, as tracker answers most redirects.
+CEILINGS = {"asgi": "httptools", "protocol": "bench.bare_302:Protocol"}
+
+
 @contextmanager
-def bare_server() -> Iterator[tuple[str, int]]:
-    """Run bench/bare_302.py under uvicorn, one worker; yield (url, pid)."""
+def bare_server(ceiling: str = "asgi") -> Iterator[tuple[str, int]]:
+    """Run bench/bare_302.py under uvicorn, one worker, with the HTTP protocol of
+    ``ceiling`` (one of ``CEILINGS``); yield (url, pid)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "uvicorn", "bench.bare_302:app"),
-            *("--loop", "uvloop", "--http", "httptools", "--no-access-log", "--workers", "1"),
+            *("--loop", "uvloop", "--http", CEILINGS[ceiling], "--no-access-log"),
+            *("--workers", "1"),
             *("--no-server-header", "--host", "127.0.0.1", "--port", str(port)),
         ],
         cwd=ROOT,
@@ -339,7 +346,7 @@ def measure(
     """
     runs: dict[tuple[str, str], dict] = {}
     late: dict[str, int] = {}
-    with bare_server() as (bare_url, bare_pid):
+    with bare_server(args.ceiling) as (bare_url, bare_pid):
         wrk(bare_url, all_codes, WARMUP_S, args.connections, False)
         bare_probe = None
         if args.pin == "auto" and shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
@@ -389,6 +396,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--pin", choices=("auto", "on", "off"), default="off")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--ceiling",
+        choices=sorted(CEILINGS),
+        default="asgi",
+        help="the bare 302 as an ASGI app (issue 3's ceiling) or in the HTTP protocol",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     rng = random.Random(args.seed)
@@ -399,6 +412,7 @@ def main() -> None:
         "connections": args.connections,
         "wrk_threads": 1,
         "cpus": os.cpu_count(),
+        "ceiling": args.ceiling,
     }
     with tempfile.TemporaryDirectory() as tmp:
         database = Path(tmp) / "bench.db"
@@ -452,7 +466,8 @@ def report(runs: dict[tuple[str, str], dict], results: dict) -> None:
         results[f"{workload} {mode}"] = run
     print(
         f"each workload: {results['rounds']} tracker runs of {results['segment_s']} s between "
-        f"{results['rounds'] + 1} ceiling (bare 302) runs; req/s and ceiling: medians; ratio: "
+        f"{results['rounds'] + 1} ceiling (bare 302, {results['ceiling']}) runs; req/s and "
+        "ceiling: medians; ratio: "
         "the median of each run's ratio to the mean of the ceiling runs before and after it "
         "(range: lowest-highest); p50/p99: of all the tracker runs' requests together; c. p99: "
         "of all the ceiling runs' requests together (the bare 302's tail on this machine in "
