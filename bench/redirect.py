@@ -439,10 +439,12 @@ def report(runs: dict[tuple[str, str], dict], results: dict) -> None:
         "  verdict"
     )
     for (workload, mode), run in runs.items():
-        target = TARGETS[workload, mode]
+        # Issue 3's ratio targets are to the bare ASGI app; against the protocol's bare 302
+        # a ratio is reported, not judged.
+        target = TARGETS[workload, mode] if results["ceiling"] == "asgi" else None
         run["target_ratio"] = target
         problems = []
-        if run["ratio_to_ceiling"] < target:
+        if target is not None and run["ratio_to_ceiling"] < target:
             problems.append("ratio below target")
         if run["p99_ms"] > P99_LIMIT_MS:
             problems.append(f"p99 > {P99_LIMIT_MS:g} ms")
@@ -460,7 +462,8 @@ def report(runs: dict[tuple[str, str], dict], results: dict) -> None:
             f"{workload + ' ' + mode:<24}{run['req_per_s']:>8}{run['p50_ms']:>8.2f}"
             f"{run['p99_ms']:>8.2f}{run['ceiling_req_per_s']:>9}{run['ceiling_p99_ms']:>8.2f}"
             f"{run['ratio_to_ceiling']:>7.3f}"
-            f"{spread:>13}{'≥' + str(target):>8}{run['answered_302']:>9}{run['non_302']:>9}"
+            f"{spread:>13}{'-' if target is None else '≥' + str(target):>8}"
+            f"{run['answered_302']:>9}{run['non_302']:>9}"
             f"{clicks!s:>9}{missing!s:>9}  " + ("ok" if run["ok"] else "; ".join(problems))
         )
         results[f"{workload} {mode}"] = run
