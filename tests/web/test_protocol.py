@@ -137,6 +137,18 @@ async def connect(served: Served) -> tuple[asyncio.StreamReader, asyncio.StreamW
     return await asyncio.open_connection(served.host, served.port)
 
 
+async def answered_once(
+    served: Served, code: str, held: Held
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that has had ``code`` answered once (through the ASGI app, which caches
+    the link), its click let commit."""
+    reader, writer = await connect(served)
+    writer.write(get(code))
+    await held.release(1)
+    await read_response(reader)
+    return reader, writer
+
+
 async def test_redirects_on_a_kept_alive_connection_are_answered_by_the_protocol(
     app: Front, code: str, asgi_calls: list[str], store: SqliteStore
 ) -> None:
@@ -221,10 +233,7 @@ async def test_pipelined_requests_are_answered_in_order(app: Front, code: str, h
     (uvicorn's queue), even a redirect the protocol could answer, whose click is taken only
     then."""
     async with serving(app) as served:
-        reader, writer = await connect(served)
-        writer.write(get(code))  # cache the link (its click is held too)
-        await held.release(1)
-        await read_response(reader)
+        reader, writer = await answered_once(served, code, held)
         (protocol,) = served.server.server_state.connections
         writer.write(get(code) + get(code) + get("healthz") + get(code))
         await until(lambda: len(protocol.pipeline) == 3)  # type: ignore[attr-defined]
@@ -243,10 +252,7 @@ async def test_a_client_that_left_before_its_commit_is_not_written_to(
     app: Front, code: str, held: Held
 ) -> None:
     async with serving(app) as served:
-        reader, writer = await connect(served)
-        writer.write(get(code))
-        await held.release(1)
-        await read_response(reader)
+        reader, writer = await answered_once(served, code, held)
         (protocol,) = served.server.server_state.connections
         written: list[bytes] = []
         transport = protocol.transport
@@ -285,10 +291,7 @@ async def test_a_shutdown_answers_a_waiting_redirect_then_closes(
     app: Front, code: str, held: Held
 ) -> None:
     async with serving(app) as served:
-        reader, writer = await connect(served)
-        writer.write(get(code))
-        await held.release(1)
-        await read_response(reader)
+        reader, writer = await answered_once(served, code, held)
         writer.write(get(code))
         await held.taken(2)
         served.server.should_exit = True  # as SIGTERM does: uvicorn waits for the answer
@@ -337,7 +340,7 @@ async def test_the_protocol_serves_any_app_that_is_no_front(store: SqliteStore) 
 
 
 async def test_a_redirect_answered_ahead_leaves_no_idle_timer_on_the_next_request(
-    store: SqliteStore, settings: Settings
+    store: SqliteStore, settings: Settings, asgi_calls: list[str]
 ) -> None:
     """An answer made while the rest of the read is still being parsed arms uvicorn's
     keep-alive timer; a slow request pipelined behind it must not be cut off by it."""
@@ -361,11 +364,13 @@ async def test_a_redirect_answered_ahead_leaves_no_idle_timer_on_the_next_reques
         reader, writer = await connect(served)
         writer.write(get(link.code))  # the ASGI way: a store read
         await read_response(reader)
+        asgi_calls.clear()
         writer.write(get(link.code) + get("api/slow"))
         answers = [await read_response(reader) for _ in range(2)]
         writer.close()
     await services.writer.close()
     assert [status for status, _, _ in answers] == [302, 200]
+    assert asgi_calls == ["/api/slow"]  # the redirect was the protocol's
 
 
 async def test_an_error_in_the_protocol_leaves_the_request_to_the_asgi_app(
@@ -414,3 +419,25 @@ async def test_behind_a_root_path_or_a_wrapper_the_asgi_app_answers_all(
             await read_response(reader)
         writer.close()
     assert len(asgi_calls) == 2
+
+
+async def test_an_error_after_the_click_closes_the_connection_after_one_answer(
+    app: Front, code: str, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the click is taken the request is the protocol's: a failure then (here the
+    metrics) gives no second answer and no second click; the connection closes."""
+    async with serving(app) as served:
+        reader, writer = await connect(served)
+        writer.write(get(code))
+        await read_response(reader)  # the ASGI way, caching the link
+
+        def broken(seconds: float) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setitem(app.timed_302, "GET", broken)
+        writer.write(get(code))
+        assert (await read_response(reader))[0] == 302
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+    await app.services.writer.close()
+    assert len(await clicks(store)) == 2

@@ -14,9 +14,12 @@ HTTP/1.1 keep-alive, one pipelined behind an unanswered request, a connection wh
 writes are paused, an upgrade; and every request when the access log is on, when uvicorn
 wraps the app (its proxy headers, its trace log) or when it has a root path.
 
-It uses uvicorn's protocol attributes (``cycle``, ``pipeline``, ``flow``, ``url``,
-``headers``, ``on_response_complete``), so pyproject pins the uvicorn releases it is
-tested with.
+It still lets uvicorn parse the request: ``on_message_begin`` builds the ASGI scope before
+the path is known. It relies on uvicorn's protocol internals — ``app``, ``access_log``,
+``root_path``, ``parser``, ``url``, ``headers``, ``client``, ``transport``, ``flow``,
+``cycle``, ``pipeline``, ``server_state``, ``timeout_keep_alive_task``,
+``_unset_keepalive_if_required`` and ``on_response_complete`` — so pyproject pins the
+uvicorn releases it is tested with.
 """
 
 from __future__ import annotations
@@ -132,11 +135,16 @@ class RedirectProtocol(HttpToolsProtocol):
                     started = perf_counter()
                     try:
                         click = self._click(front, name, code, query)
-                    except Exception:  # a bug: the ASGI way answers (a 500 if it fails too)
+                    except Exception:  # a bug, before any click was taken (Front.click)
                         log.exception("redirect: the protocol could not answer; the app will")
+                        self._front = None  # this connection's requests all go the ASGI way
                         click = None
                     if click is not None:
-                        self._respond(front, name, started, *click)
+                        try:
+                            self._respond(front, name, started, *click)
+                        except Exception:  # a bug, after the click: never a second answer
+                            log.exception("redirect: answering failed; closing the connection")
+                            self.transport.close()
                         return
         super().on_headers_complete()
 
@@ -170,15 +178,23 @@ class RedirectProtocol(HttpToolsProtocol):
         if waiter is None:
             self.cycle = _ANSWERED  # type: ignore[assignment]
             self.transport.write(response)
-            front.timed_302[method](perf_counter() - started)
             self.on_response_complete()
+            front.timed_302[method](perf_counter() - started)
         else:
             waiting = _Waiting()
             self.cycle = waiting  # type: ignore[assignment]
-            waiter.add_done_callback(partial(self._committed, waiting, response, method, started))
+            waiter.add_done_callback(
+                partial(self._committed, front, waiting, response, method, started)
+            )
 
     def _committed(
-        self, waiting: _Waiting, response: bytes, method: str, started: float, _: object
+        self,
+        front: Front,
+        waiting: _Waiting,
+        response: bytes,
+        method: str,
+        started: float,
+        _: object,
     ) -> None:
         """A durable redirect's answer, once its click is committed or given up on: the
         click writer only ever completes the future (a recipient never sees an error
@@ -187,11 +203,13 @@ class RedirectProtocol(HttpToolsProtocol):
             return
         if not waiting.keep_alive:  # the server is shutting down: say so, then close
             response = response[:-2] + b"connection: close\r\n\r\n"
-        self.transport.write(response)
-        waiting.response_complete = True
-        front = self._front
-        assert front is not None
-        front.timed_302[method](perf_counter() - started)
-        if not waiting.keep_alive:
+        try:
+            self.transport.write(response)
+            waiting.response_complete = True
+            if not waiting.keep_alive:
+                self.transport.close()
+            self.on_response_complete()
+            front.timed_302[method](perf_counter() - started)
+        except Exception:  # a bug: as in on_headers_complete, never a second answer
+            log.exception("redirect: answering failed; closing the connection")
             self.transport.close()
-        self.on_response_complete()

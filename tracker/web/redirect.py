@@ -178,6 +178,9 @@ class Front:
                 referrer = value.decode("latin-1")
             elif name == b"x-forwarded-for" and self._trust_forwarded:
                 forwarded = value.decode("latin-1")
+        # Always ASCII: destinations are stored as ASCII, parameters percent-encoded. Before
+        # the submit, which is the last step: once the click is taken, nothing here fails.
+        encoded = location.encode("latin-1")
         waiter = self._writer.submit(
             (  # a Click's fields (tracker.models.ClickFields)
                 link_id,
@@ -191,8 +194,7 @@ class Front:
                 referrer,
             )
         )
-        # Always ASCII: destinations are stored as ASCII, parameters percent-encoded.
-        return location.encode("latin-1"), waiter
+        return encoded, waiter
 
     async def _find(self, code: str, scope: Scope, send: Send) -> RouteTuple | int:
         """The route of a code neither cached nor indexed, from the store; when there is
