@@ -155,7 +155,9 @@ def bare_server(ceiling: str = "asgi") -> Iterator[tuple[str, int]]:
             *(sys.executable, "-m", "uvicorn", "bench.bare_302:app"),
             *("--loop", "uvloop", "--http", CEILINGS[ceiling], "--no-access-log"),
             *("--workers", "1"),
-            *("--no-server-header", "--host", "127.0.0.1", "--port", str(port)),
+            # As tracker serve runs uvicorn: no Server header, no proxy-headers middleware.
+            *("--no-server-header", "--no-proxy-headers"),
+            *("--host", "127.0.0.1", "--port", str(port)),
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
