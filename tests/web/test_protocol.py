@@ -149,6 +149,17 @@ async def answered_once(
     return reader, writer
 
 
+async def one_waiting(
+    served: Served, code: str, held: Held
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """``answered_once``, then a second request of ``code`` waiting for its commit (the
+    protocol's: the link is cached)."""
+    reader, writer = await answered_once(served, code, held)
+    writer.write(get(code))
+    await held.taken(2)
+    return reader, writer
+
+
 async def test_redirects_on_a_kept_alive_connection_are_answered_by_the_protocol(
     app: Front, code: str, asgi_calls: list[str], store: SqliteStore
 ) -> None:
@@ -252,13 +263,10 @@ async def test_a_client_that_left_before_its_commit_is_not_written_to(
     app: Front, code: str, held: Held
 ) -> None:
     async with serving(app) as served:
-        reader, writer = await answered_once(served, code, held)
-        (protocol,) = served.server.server_state.connections
         written: list[bytes] = []
-        transport = protocol.transport
-        protocol.transport = _Spy(transport, written)  # type: ignore[attr-defined]
-        writer.write(get(code))
-        await held.taken(2)
+        reader, writer = await one_waiting(served, code, held)
+        (protocol,) = served.server.server_state.connections
+        protocol.transport = _Spy(protocol.transport, written)  # type: ignore[attr-defined]
         writer.close()
         await until(lambda: not served.server.server_state.connections)  # the server saw it go
         held.futures[1].set_result(None)
@@ -291,9 +299,7 @@ async def test_a_shutdown_answers_a_waiting_redirect_then_closes(
     app: Front, code: str, held: Held
 ) -> None:
     async with serving(app) as served:
-        reader, writer = await answered_once(served, code, held)
-        writer.write(get(code))
-        await held.taken(2)
+        reader, writer = await one_waiting(served, code, held)
         served.server.should_exit = True  # as SIGTERM does: uvicorn waits for the answer
         await asyncio.sleep(0.3)
         assert len(reader._buffer) == 0  # type: ignore[attr-defined]
