@@ -17,6 +17,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from tracker.web.protocol import ANSWERED
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 
@@ -52,21 +54,6 @@ async def app(
 _RESPONSE_TAIL = b"".join(name + b": " + value + b"\r\n" for name, value in _START["headers"])
 
 
-class _NoEvent:
-    __slots__ = ()
-
-    def set(self) -> None:
-        pass
-
-
-class _Answered:
-    """``cycle`` once answered: what uvicorn reads of it (see tracker.web.protocol)."""
-
-    __slots__ = ()
-    response_complete = True
-    message_event = _NoEvent()
-
-
 class Protocol(HttpToolsProtocol):
     """The fixed 302 written as soon as a keep-alive GET's headers are parsed."""
 
@@ -88,7 +75,7 @@ class Protocol(HttpToolsProtocol):
                     + _RESPONSE_TAIL
                     + b"\r\n"
                 )
-            self.cycle = _Answered()  # type: ignore[assignment]
+            self.cycle = ANSWERED  # type: ignore[assignment]  # tracker's stand-in cycle
             self.transport.write(self._response)
             self.on_response_complete()
             return

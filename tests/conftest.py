@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.web.doors import http_client
 from tracker import keys
 from tracker.app import create_app
 from tracker.config import Settings
@@ -38,10 +39,18 @@ async def store(settings: Settings) -> AsyncIterator[SqliteStore]:
 
 
 @pytest.fixture
-async def client(settings: Settings, store: SqliteStore) -> AsyncIterator[httpx.AsyncClient]:
+def door() -> str:
+    """How ``client`` reaches the app (tests.web.doors): the ASGI app called directly;
+    tests that must hold for both doors override this with both."""
+    return "asgi"
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, store: SqliteStore, door: str
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, store=store)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with http_client(app, door) as client:
         client.app = app  # type: ignore[attr-defined]
         yield client
     await app.services.writer.close()

@@ -54,8 +54,8 @@ _NO_EVENT = _NoEvent()
 
 
 class _Answered:
-    """The protocol's ``cycle`` after a redirect answered at once: complete (uvicorn sets
-    its ``message_event`` when the connection is lost)."""
+    """The protocol's ``cycle`` after a redirect answered at once (``ANSWERED``): complete
+    (uvicorn sets its ``message_event`` when the connection is lost)."""
 
     __slots__ = ()
     response_complete = True
@@ -85,7 +85,7 @@ class _Waiting:
         self.message_event = _NO_EVENT
 
 
-_ANSWERED = _Answered()
+ANSWERED = _Answered()  # one for all: it holds no state
 
 
 class RedirectProtocol(HttpToolsProtocol):
@@ -176,7 +176,7 @@ class RedirectProtocol(HttpToolsProtocol):
             )
         response = self._head + location + _TAIL
         if waiter is None:
-            self.cycle = _ANSWERED  # type: ignore[assignment]
+            self.cycle = ANSWERED  # type: ignore[assignment]
             self.transport.write(response)
             self.on_response_complete()
             front.timed_302[method](perf_counter() - started)
