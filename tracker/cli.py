@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import os
 import sys
@@ -183,6 +184,8 @@ async def _run_reclassify(settings: Settings) -> tuple[int, int]:
 # How ``tracker serve`` runs uvicorn, apart from addresses and logging (the tests' in-process
 # server uses the same): X-Forwarded-For is the app's to trust (TRACKER_TRUSTED_PROXIES),
 # no Server header, and redirects answered in the HTTP protocol (docs/decisions/0012).
+APP = "tracker.app:create_app_from_env"  # what uvicorn imports, in each worker
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 UVICORN_OPTIONS = {
     "proxy_headers": False,
     "server_header": False,
@@ -211,19 +214,27 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     os.environ.update(
         {"TRACKER_" + name.upper(): str(getattr(settings, name)) for name in _SETTING_FLAGS}
     )
-    uvicorn.run(
-        "tracker.app:create_app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        log_config=_log_config(settings.log_level),
-        access_log=args.access_log,
-        timeout_graceful_shutdown=10,
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "log_config": _log_config(settings.log_level),
+        "access_log": args.access_log,
+        "timeout_graceful_shutdown": 10,
         **UVICORN_OPTIONS,
-    )
-    return 0
+    }
+    if settings.workers > 1:  # uvicorn's own server in each worker process
+        uvicorn.run(APP, workers=settings.workers, **options)
+        return 0
+    # One worker: uvicorn.run's way, with the server that accepts waiting connections
+    # together (tracker.web.server).
+    from tracker.web.server import Server
+
+    server = Server(uvicorn.Config(APP, **options))
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn raises a caught Ctrl-C again
+        server.run()
+    return 0 if server.started else STARTUP_FAILURE
 
 
 def _log_config(level: str) -> dict[str, Any]:

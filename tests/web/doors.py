@@ -14,6 +14,7 @@ import httpx
 import uvicorn
 
 from tracker.cli import UVICORN_OPTIONS
+from tracker.web.server import Server
 
 DOORS = ["asgi", "protocol"]
 
@@ -21,7 +22,7 @@ DOORS = ["asgi", "protocol"]
 class Served(NamedTuple):
     host: str
     port: int
-    server: uvicorn.Server
+    server: Server
 
 
 @asynccontextmanager
@@ -36,9 +37,7 @@ async def serving(app: Any, **config: Any) -> AsyncIterator[Served]:
         "timeout_graceful_shutdown": 5,  # a test that failed leaves no request hanging
         **config,
     }
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **options)
-    )
+    server = Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **options))
     errors = _Errors()
     for name in _WATCHED:
         logging.getLogger(name).addHandler(errors)

@@ -6,6 +6,7 @@ redirect's behaviour itself is tested through both doors in test_redirect.py."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from tracker.app import create_app
 from tracker.config import Settings
 from tracker.models import LinkRequest
 from tracker.store.sqlite import SqliteStore
+from tracker.web import server
 from tracker.web.protocol import RedirectProtocol
 from tracker.web.redirect import Front
 
@@ -448,3 +450,41 @@ async def test_an_error_after_the_click_closes_the_connection_after_one_answer(
         writer.close()
     await app.services.writer.close()
     assert len(await clicks(store)) == 2
+
+
+async def test_connections_waiting_together_are_accepted_together(
+    app: Front, code: str, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections queued on the listening socket at once: the first one's opening accepts
+    all the others (tracker.web.server), not one a turn of the loop; each is served like
+    any other, its click stored; the server's duplicate listening socket closes with it."""
+    taken: list[int] = []
+    take = server.take_waiting
+
+    def counted(listener: socket.socket, most: int) -> list[socket.socket]:
+        connections = take(listener, most)
+        taken.append(len(connections))
+        return connections
+
+    monkeypatch.setattr(server, "take_waiting", counted)
+    async with serving(app) as served:
+        reader, writer = await connect(served)
+        writer.write(get(code))  # the first open reads the store
+        await read_response(reader)
+        writer.close()
+        accepting = server._accepting[served.server.server_state]
+        # Nothing here awaits: the loop is held, the kernel queues the connections.
+        sockets = [socket.create_connection((served.host, served.port)) for _ in range(20)]
+        for sock in sockets:
+            sock.sendall(get(code))
+        answers = []
+        for sock in sockets:
+            reader, writer = await asyncio.open_connection(sock=sock)
+            answers.append(await read_response(reader))
+            writer.close()
+    await app.services.writer.close()
+    assert [count for count in taken if count] == [19]
+    assert [status for status, _, _ in answers] == [302] * 20
+    assert len(await clicks(store)) == 21
+    assert served.server.server_state not in server._accepting
+    assert [listener.fileno() for listener in accepting.listeners] == [-1]

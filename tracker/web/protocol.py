@@ -33,6 +33,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tracker.web.redirect import RESERVED, Front
+from tracker.web.server import accept_waiting
 
 log = logging.getLogger("tracker.redirect")
 
@@ -101,6 +102,12 @@ class RedirectProtocol(HttpToolsProtocol):
         self._front = app if answers else None
         self._defaults: object = None  # the server's default headers _head was made from
         self._head = b""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # The connections that opened with this one are served from the next turn of the
+        # loop, not one a turn (tracker.web.server).
+        accept_waiting(self)
 
     def on_headers_complete(self) -> None:
         if self.timeout_keep_alive_task is not None:
