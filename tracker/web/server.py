@@ -42,6 +42,8 @@ class _Accepting:
     starting: set[asyncio.Task[None]] = field(default_factory=set)
 
 
+STARTING_S = 1.0  # how long a shutdown waits for connections taken to be started
+
 _accepting: weakref.WeakKeyDictionary[ServerState, _Accepting] = weakref.WeakKeyDictionary()
 
 
@@ -50,7 +52,9 @@ class Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if not self.started:
+        # Over TLS, a connection taken here would have to be wrapped as uvicorn's listener
+        # wraps it; tracker serve has no TLS (a proxy in front terminates it).
+        if not self.started or self.config.is_ssl:
             return
         listeners = []
         for server in self.servers:
@@ -67,8 +71,8 @@ class Server(uvicorn.Server):
                 listener.close()
             # Connections already taken become the server's, for it to shut down with the
             # others: none is left out of the graceful shutdown.
-            if accepting.starting:
-                await asyncio.wait(accepting.starting)
+            if accepting.starting:  # a turn of the loop or two
+                await asyncio.wait(accepting.starting, timeout=STARTING_S)
         await super().shutdown(sockets)
 
 
