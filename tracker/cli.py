@@ -231,7 +231,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # together (tracker.web.server).
     from tracker.web.server import Server
 
-    server = Server(uvicorn.Config(APP, **options))
+    server = Server(uvicorn.Config(APP, workers=1, **options))  # whatever WEB_CONCURRENCY says
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn raises a caught Ctrl-C again
         server.run()
     return 0 if server.started else STARTUP_FAILURE

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import orjson
 
-from tests.e2e.server import running_server
+from tests.e2e.server import TRACKER, running_server
 
 
 def test_first_start_issue_links_and_restart(tmp_path: Path) -> None:
@@ -56,3 +58,17 @@ def test_first_start_issue_links_and_restart(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "\n".join(server.output)
                 time.sleep(0.05)
             assert http.get(f"/{from_json['r7']['code']}").status_code == 302
+
+
+def test_a_port_in_use_ends_serve_with_uvicorns_startup_failure(tmp_path: Path) -> None:
+    """One worker runs tracker's own uvicorn Server (decision 0013): it exits as
+    ``uvicorn.run`` did when it cannot listen, with status 3 and the reason."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        run = subprocess.run(
+            [TRACKER, "serve", "--db", str(tmp_path / "t.db"), "--host", "127.0.0.1",
+             "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert run.returncode == 3, run.stderr
+    assert "address already in use" in run.stderr

@@ -477,14 +477,24 @@ async def test_connections_waiting_together_are_accepted_together(
         sockets = [socket.create_connection((served.host, served.port)) for _ in range(20)]
         for sock in sockets:
             sock.sendall(get(code))
-        answers = []
+        answers, writers = [], []
         for sock in sockets:
             reader, writer = await asyncio.open_connection(sock=sock)
             answers.append(await read_response(reader))
+            writers.append(writer)
+        # As libuv's own: no Nagle delay on the answers (uvloop sets it on any transport).
+        nodelay = [
+            protocol.transport.get_extra_info("socket").getsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY
+            )
+            for protocol in served.server.server_state.connections
+        ]
+        for writer in writers:
             writer.close()
     await app.services.writer.close()
     assert [count for count in taken if count] == [19]
     assert [status for status, _, _ in answers] == [302] * 20
+    assert len(nodelay) == 20 and all(nodelay)
     assert len(await clicks(store)) == 21
     assert served.server.server_state not in server._accepting
     assert [listener.fileno() for listener in accepting.listeners] == [-1]

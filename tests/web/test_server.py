@@ -3,16 +3,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import ssl
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import uvicorn
 
 from tests.web.doors import serving
+from tracker.cli import UVICORN_OPTIONS
+from tracker.web import server
 from tracker.web.server import _accepting, take_waiting
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, bool]]:
+    return "asyncio", {"use_uvloop": True}  # libuv accepts one connection a turn
 
 
 @pytest.fixture
@@ -58,3 +67,46 @@ async def test_over_tls_no_connection_is_taken_beside_uvicorn() -> None:
         assert served.server.server_state not in _accepting
     async with serving(app) as served:  # the same without TLS: taken
         assert served.server.server_state in _accepting
+
+
+async def test_connections_taken_as_the_server_shuts_down_are_shut_down_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shutdown that begins in the very turn connections are taken waits for them to
+    start, so uvicorn shuts them down with the others (not left open past it)."""
+
+    async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    config = uvicorn.Config(
+        hello, host="127.0.0.1", port=0, lifespan="off", timeout_graceful_shutdown=2,
+        log_level="warning", **UVICORN_OPTIONS,
+    )  # fmt: skip
+    served = server.Server(config)
+    config.load()  # what uvicorn's Server.serve does before its startup
+    served.lifespan = config.lifespan_class(config)
+    await served.startup()
+    shutting: asyncio.Future[asyncio.Task[None]] = asyncio.get_running_loop().create_future()
+    take = server.take_waiting
+
+    def then_shut_down(listener: socket.socket, most: int) -> list[socket.socket]:
+        connections = take(listener, most)
+        if connections and not shutting.done():
+            shutting.set_result(asyncio.create_task(served.shutdown()))
+        return connections
+
+    monkeypatch.setattr(server, "take_waiting", then_shut_down)
+    host, port = served.servers[0].sockets[0].getsockname()[:2]
+    clients = [socket.create_connection((host, port)) for _ in range(10)]
+    for client in clients:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    await asyncio.wait_for(await asyncio.wait_for(shutting, 5), 10)
+    left = len(served.server_state.connections)
+    answers = []
+    for client in clients:
+        reader, writer = await asyncio.open_connection(sock=client)
+        answers.append(await asyncio.wait_for(reader.read(), 5))  # until the server closes
+        writer.close()
+    assert left == 0
+    assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers)

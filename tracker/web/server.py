@@ -69,6 +69,8 @@ class Server(uvicorn.Server):
         if accepting is not None:
             for listener in accepting.listeners:
                 listener.close()
+            for server in self.servers:  # uvicorn's first step, taken early: none accepted
+                server.close()  # while the ones taken start
             # Connections already taken become the server's, for it to shut down with the
             # others: none is left out of the graceful shutdown.
             if accepting.starting:  # a turn of the loop or two
@@ -123,6 +125,14 @@ async def _start(
 ) -> None:
     try:
         await loop.connect_accepted_socket(factory, connection)
-    except OSError:  # gone before it could be started: nothing was read from it
+    except BaseException as error:
+        # Once the loop owns the socket it has detached it, and this does nothing.
         with contextlib.suppress(OSError):
             connection.close()
+        if isinstance(error, OSError):  # gone before it could be started: nothing was read
+            return
+        if not isinstance(error, Exception):  # cancelled (the loop is closing), or exiting
+            raise
+        loop.call_exception_handler(
+            {"message": "a connection taken could not be started", "exception": error}
+        )
