@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import BASE_URL as BASE
 from tests.web.doors import Served, serving
-from tests.web.test_redirect import clicks
+from tests.web.stored import clicks
 from tracker.app import create_app
 from tracker.config import Settings
 from tracker.models import LinkRequest

@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from tests.conftest import BASE_URL
 from tests.web.doors import DOORS, http_client
+from tests.web.stored import clicks
 from tracker.app import create_app
 from tracker.config import Settings
 from tracker.store.base import StoreError
@@ -76,16 +77,6 @@ def count_link_reads(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> lis
 
     monkeypatch.setattr(store, "find_link_target", counting)
     return reads
-
-
-async def clicks(store: SqliteStore) -> list[dict[str, object]]:
-    rows = await store._read_all(
-        "SELECT link_id, campaign_id, clicked_at, click_id, method, kind, rule, device, os,"
-        " browser, user_agent, ip, referrer FROM clicks ORDER BY id"
-    )
-    names = ("link_id", "campaign_id", "clicked_at", "click_id", "method", "kind", "rule",
-             "device", "os", "browser", "user_agent", "ip", "referrer")  # fmt: skip
-    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 async def test_redirect_writes_the_click(
