@@ -472,7 +472,7 @@ async def test_connections_waiting_together_are_accepted_together(
         writer.write(get(code))  # the first open reads the store
         await read_response(reader)
         writer.close()
-        accepting = server._accepting[served.server.server_state]
+        accepting = served.server.server_state.accepting
         # Nothing here awaits: the loop is held, the kernel queues the connections.
         sockets = [socket.create_connection((served.host, served.port)) for _ in range(20)]
         for sock in sockets:
@@ -496,5 +496,5 @@ async def test_connections_waiting_together_are_accepted_together(
     assert [status for status, _, _ in answers] == [302] * 20
     assert len(nodelay) == 20 and all(nodelay)
     assert len(await clicks(store)) == 21
-    assert served.server.server_state not in server._accepting
+    assert served.server.server_state.accepting is None
     assert [listener.fileno() for listener in accepting.listeners] == [-1]

@@ -1,5 +1,6 @@
-"""``take_waiting``: the connections queued on a listening socket, taken in one go; and when
-``Server`` takes none (the rest is tested through the protocol, in test_protocol.py)."""
+"""``Server``: ``take_waiting`` (the connections queued on a listening socket, taken in one
+go), no taking over TLS, and a shutdown in the turn connections are taken. The taking
+itself is tested through the protocol, in test_protocol.py."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import uvicorn
 from tests.web.doors import serving
 from tracker.cli import UVICORN_OPTIONS
 from tracker.web import server
-from tracker.web.server import _accepting, take_waiting
+from tracker.web.server import take_waiting
 
 
 @pytest.fixture
@@ -64,9 +65,9 @@ async def test_over_tls_no_connection_is_taken_beside_uvicorn() -> None:
 
     async with serving(app, ssl_context_factory=context) as served:
         assert served.server.config.is_ssl
-        assert served.server.server_state not in _accepting
+        assert served.server.server_state.accepting is None
     async with serving(app) as served:  # the same without TLS: taken
-        assert served.server.server_state in _accepting
+        assert served.server.server_state.accepting is not None
 
 
 async def test_connections_taken_as_the_server_shuts_down_are_shut_down_with_it(

@@ -6,7 +6,7 @@ socket readable: one per turn of the loop (libuv 1.45 and later; asyncio's own l
 up to the backlog in one go). A turn also serves every connection with a request waiting,
 so when many connections open at once on a busy server, the k-th is accepted only k turns
 later, each turn as long as the requests served in it. In the redirect benchmark, the 64
-connections wrk opens at the start of a run waited up to 160 ms that way, while the first
+connections wrk opens at the start of a run waited up to 180 ms that way, while the first
 ones were answered again and again; steady, no request waited over 15 ms.
 
 ``Server`` keeps a duplicate of each listening socket, and each connection the protocol
@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -44,11 +43,22 @@ class _Accepting:
 
 STARTING_S = 1.0  # how long a shutdown waits for connections taken to be started
 
-_accepting: weakref.WeakKeyDictionary[ServerState, _Accepting] = weakref.WeakKeyDictionary()
+
+class _State(ServerState):
+    """uvicorn's state shared by a server's connections, with what they accept for it:
+    ``None`` before startup, after shutdown, and over TLS."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.accepting: _Accepting | None = None
 
 
 class Server(uvicorn.Server):
     """``uvicorn.Server``, with the waiting connections accepted together."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.server_state = self._state = _State()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -62,10 +72,10 @@ class Server(uvicorn.Server):
                 listener = socket.socket(fileno=os.dup(listening.fileno()))
                 listener.setblocking(False)
                 listeners.append(listener)
-        _accepting[self.server_state] = _Accepting(listeners, self.config.backlog)
+        self._state.accepting = _Accepting(listeners, self.config.backlog)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        accepting = _accepting.pop(self.server_state, None)
+        accepting, self._state.accepting = self._state.accepting, None
         if accepting is not None:
             for listener in accepting.listeners:
                 listener.close()
@@ -78,28 +88,32 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def accept_waiting(protocol: HttpToolsProtocol) -> int:
+def accept_waiting(protocol: HttpToolsProtocol) -> None:
     """Accept the connections waiting on the listening sockets of ``protocol``'s server
-    and start each with a protocol like it; how many. None unless a ``Server`` runs it."""
-    accepting = _accepting.get(protocol.server_state)
+    and start each with a protocol like it; none unless a ``Server`` runs it."""
+    state = protocol.server_state
+    accepting = state.accepting if isinstance(state, _State) else None
     if accepting is None:
-        return 0
+        return
+    taken = [
+        connection
+        for listener in accepting.listeners
+        for connection in take_waiting(listener, accepting.most)
+    ]
+    if not taken:  # the usual case: one accept() a listener, and nothing else
+        return
     loop = protocol.loop
     factory = partial(
         type(protocol),
         config=protocol.config,
-        server_state=protocol.server_state,
+        server_state=state,
         app_state=protocol.app_state,
         _loop=loop,
     )
-    taken = 0
-    for listener in accepting.listeners:
-        for connection in take_waiting(listener, accepting.most):
-            task = loop.create_task(_start(loop, factory, connection))
-            accepting.starting.add(task)
-            task.add_done_callback(accepting.starting.discard)
-            taken += 1
-    return taken
+    for connection in taken:
+        task = loop.create_task(_start(loop, factory, connection))
+        accepting.starting.add(task)
+        task.add_done_callback(accepting.starting.discard)
 
 
 def take_waiting(listener: socket.socket, most: int) -> list[socket.socket]:
